@@ -1,0 +1,11 @@
+"""anymae: masked-autoencoder pretraining on any modality, one shared core."""
+
+from __future__ import annotations
+
+from .core.model import MAEOutput, MaskedAutoencoder
+from .core.registry import create_model, list_models
+from .modalities import image as _image  # noqa: F401  (registers the image presets)
+
+__version__ = "0.1.0"
+
+__all__ = ["MAEOutput", "MaskedAutoencoder", "create_model", "list_models", "__version__"]

@@ -1,0 +1,264 @@
+"""Typed configs: plain dataclasses filled from YAML plus ``key.sub=value`` overrides, and back.
+
+No registry, no file inheritance, no interpolation: a run uses the dataclass defaults, then the YAML
+file, then the overrides. Every mistake raises ``ConfigError`` naming the dotted key, the value, what
+was expected and where the value came from (file or override).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import difflib
+import os
+import re
+import tempfile
+import types
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+T = TypeVar("T")
+_PLAIN = (str, int, float, bool, type(None))
+_UNIONS = (Union, types.UnionType)
+
+
+class ConfigError(ValueError):
+    """A config key, value or file is wrong; the message says which, and what was expected."""
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``1e-3`` / ``2E5`` as floats (YAML 1.1 wants ``1.0e-3``)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """``yaml.SafeDumper`` writing a list of scalars on one line: ``img_size: [224, 224]``."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+    r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"), list("-+0123456789."))
+_Dumper.add_representer(list, lambda d, data: d.represent_sequence(
+    "tag:yaml.org,2002:seq", data, flow_style=all(isinstance(v, _PLAIN) for v in data)))
+
+
+def _join(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _key(path: str, origins: Mapping[str, str] | None) -> str:
+    """``'a.b' (from override 'a.b=1')``: the origin of ``path``, of a key below it, or of a parent."""
+    src = next((s for k, s in reversed((origins or {}).items()) if k == path or k.startswith(path + ".")), "")
+    parent = path
+    while not src and parent and origins:
+        parent = parent[: max(parent.rfind("."), parent.rfind("["), 0)]  # a.b[1] -> a.b -> a -> ""
+        src = origins.get(parent, "")
+    return (f"'{path}'" if path else "(top level)") + (f" (from {src})" if src else "")
+
+
+def _type_name(tp: Any) -> str:
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in _UNIONS:
+        return " | ".join("None" if a is type(None) else _type_name(a) for a in args)
+    if origin is not None:
+        return f"{origin.__name__}[{', '.join('...' if a is ... else _type_name(a) for a in args)}]"
+    return getattr(tp, "__name__", repr(tp))
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    return f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+
+
+def _convert(value: Any, tp: Any, path: str, origins: Mapping[str, str] | None, base: Any = None) -> Any:
+    """``value`` checked against annotation ``tp`` and converted (int -> float, list -> tuple);
+    a section's keys that ``value`` leaves out come from ``base`` when it is an instance."""
+    origin, args = get_origin(tp), get_args(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
+        return from_dict(tp, value, where=path, origins=origins, base=base if isinstance(base, tp) else None)
+    if origin in _UNIONS:
+        arms = [a for a in args if a is not type(None)]
+        if value is None and len(arms) < len(args):
+            return None
+        if len(arms) == 1:  # Optional[X]: X's own error is the precise one
+            return _convert(value, arms[0], path, origins, base)
+        for arm in arms:
+            with contextlib.suppress(ConfigError):
+                return _convert(value, arm, path, origins)
+    elif origin is Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value
+    elif origin in (list, tuple) and isinstance(value, (list, tuple)):
+        if origin is list or (len(args) == 2 and args[1] is ...):
+            items = [args[0] if args else Any] * len(value)
+        else:
+            items = list(args)
+        if len(items) == len(value):
+            out = [_convert(v, t, f"{path}[{i}]", origins) for i, (v, t) in enumerate(zip(value, items))]
+            return out if origin is list else tuple(out)
+    elif origin is dict and isinstance(value, Mapping):
+        kt, vt = args or (Any, Any)
+        return {_convert(k, kt, _join(path, k), origins): _convert(v, vt, _join(path, k), origins)
+                for k, v in value.items()}
+    elif tp is float and type(value) in (int, float):
+        return float(value)
+    elif origin is None and isinstance(value, tp) and (tp is bool or not isinstance(value, bool)):
+        return value  # True is an int to Python, not to a config
+    raise ConfigError(f"config key {_key(path, origins)}: expected {_type_name(tp)}, "
+                      f"got {value!r} ({type(value).__name__})")
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "",
+              origins: Mapping[str, str] | None = None, base: T | None = None) -> T:
+    """Build config dataclass ``cls`` (and nested ones) from plain ``data``, checking every key and value.
+
+    Args:
+        where: dotted path of ``data`` in the whole config ("" at the top), prefixed to error keys.
+        origins: dotted key -> where it was set (``"override 'a.b=1'"``, ``"file 'x.yaml'"``).
+        base: an instance giving the keys ``data`` leaves out; by default the field defaults, where
+            a section's default instance (``default_factory=lambda: Model(depth=4)``) gives its keys.
+
+    Raises:
+        ConfigError: unknown key (lists the valid keys, suggests the closest), wrong type, value
+            outside a ``Literal``, missing required key, or an error from ``__post_init__``.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints, kwargs, base = get_type_hints(cls), {}, copy.deepcopy(base)
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"; did you mean '{_join(where, close[0])}'?" if close else "."
+            level = f"under '{where}'" if where else "at the top level"
+            raise ConfigError(f"unknown config key {_key(_join(where, key), origins)}{hint} "
+                              f"Valid keys {level}: {', '.join(fields)}")
+        sub_base = _default(fields[key]) if base is None else getattr(base, key)
+        kwargs[key] = _convert(value, hints[key], _join(where, key), origins, sub_base)
+    if base is not None:
+        kwargs = {n: getattr(base, n) for n in fields} | kwargs
+    missing = [_join(where, n) for n, f in fields.items() if n not in kwargs
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"missing required config key(s) {', '.join(map(repr, missing))} ({cls.__name__} "
+                          f"has no default); set it in the YAML file or as an override {missing[0]}=...")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"invalid config {_key(where, origins)} ({cls.__name__}): {e}") from e
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict of a config dataclass or mapping, for YAML and ``torch.load(weights_only=True)``.
+
+    Tuples become lists; a value that is not str / int / float / bool / None / list / dict (a numpy
+    scalar, a Path) raises ``ConfigError`` naming its key. ``from_dict(type(c), to_dict(c)) == c``."""
+
+    def plain(value: Any, path: str) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value) if f.init}
+        if isinstance(value, Mapping):
+            return {k: plain(v, _join(path, k)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        if type(value) in _PLAIN:
+            return value
+        raise ConfigError(f"config key '{path}' holds {value!r} ({type(value).__name__}), "
+                          "not a plain value (str, int, float, bool, None, list or dict)")
+
+    return plain(cfg, "")
+
+
+def dump_yaml(cfg: Any, path: str | os.PathLike[str]) -> None:
+    """Write ``cfg`` (config dataclass or mapping) to ``path`` as YAML, keys in field order, atomically:
+    text built first, temp file in the same directory, flush, fsync, rename; on failure ``path`` is
+    untouched and no temp file remains."""
+    text = yaml.dump(to_dict(cfg), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path) or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The mapping in YAML file ``path`` (``{}`` if empty; ``1e-3`` reads as a float); errors name
+    the file, and the line and column of a YAML syntax error."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f, Loader=_Loader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or e
+        raise ConfigError(f"invalid YAML in config file '{path}'{at}: {problem}") from e
+    if not isinstance(data, (dict, type(None))):
+        raise ConfigError(f"config file '{path}' must hold a mapping of keys, got {type(data).__name__}")
+    return data or {}
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``data`` with each ``key.sub=value`` set in order, creating missing sections.
+
+    Values are read as YAML (``1e-3``, ``true``, ``null``, ``[224, 224]``); ``from_dict`` later checks
+    that the keys exist. A malformed override raises ``ConfigError`` naming it."""
+    out = copy.deepcopy(dict(data))
+    for text in overrides:
+        key, eq, raw = text.partition("=")
+        keys = key.split(".")
+        if not eq or not all(keys):
+            raise ConfigError(f"malformed override {text!r}: expected key.sub=value, e.g. optim.lr=1e-3")
+        try:
+            value = yaml.load(raw, Loader=_Loader)
+        except yaml.YAMLError as e:
+            why = getattr(e, "problem", None) or e
+            raise ConfigError(f"override {text!r}: {raw!r} is not a valid YAML value ({why})") from e
+        node = out
+        for i, key in enumerate(keys[:-1]):
+            if node.get(key) is None:
+                node[key] = {}
+            elif not isinstance(node[key], dict):
+                raise ConfigError(f"override {text!r}: '{'.'.join(keys[:i + 1])}' holds {node[key]!r}, "
+                                  "not a section with sub-keys")
+            node = node[key]
+        node[keys[-1]] = value
+    return out
+
+
+def load_config(cls: type[T], path: str | os.PathLike[str] | None, overrides: Sequence[str] = ()) -> T:
+    """Defaults of ``cls``, then YAML file ``path`` (if any), then ``overrides``; errors name the
+    file or the override that set the offending key."""
+    data = apply_overrides(load_yaml(path) if path is not None else {}, overrides)
+    origins = {"": f"file '{path}'"} if path is not None else {}
+    origins.update({t.partition("=")[0]: f"override {t!r}" for t in overrides})
+    return from_dict(cls, data, origins=origins)
+
+
+def _rows(cls: type, prefix: str, instance: Any) -> Iterator[tuple[str, str, str]]:
+    hints = get_type_hints(cls)
+    for f in (f for f in dataclasses.fields(cls) if f.init):
+        key, tp = _join(prefix, f.name), hints[f.name]
+        arms = [a for a in get_args(tp) if a is not type(None)] if get_origin(tp) in _UNIONS else [tp]
+        sub = arms[0] if len(arms) == 1 and dataclasses.is_dataclass(arms[0]) else None  # Sub | None
+        default = _default(f) if instance is None else getattr(instance, f.name)
+        if sub is not tp:  # a plain nested section has no line of its own, only its keys
+            yield key, _type_name(tp), "(required)" if default is dataclasses.MISSING else f"= {default!r}"
+        if sub is not None:
+            yield from _rows(sub, key, default if isinstance(default, sub) else None)
+
+
+def describe(cls: type) -> str:
+    """Every dotted key of ``cls`` with its type and effective default, one per line (``--help``)."""
+    rows = list(_rows(cls, "", None))
+    kw, tw = (max((len(r[i]) for r in rows), default=0) for i in (0, 1))
+    return "\n".join([f"{cls.__name__} keys:"] + [f"  {k:<{kw}}  {t:<{tw}}  {d}" for k, t, d in rows])

@@ -1,0 +1,102 @@
+"""The MAE decoder: project the latent, add mask tokens at the positions to predict, decode.
+
+The decoder sequence is `[prefix?, visible + pos[keep], mask_token + pos[query]]`. With
+`query = hidden tokens` this is MAE's decoder (which inserts mask tokens and un-shuffles before
+adding positions: with explicit positions attention does not depend on token order, so only the
+order of the outputs differs, and the model restores it). A decoder-side keep set (VideoMAE V2's
+dual masking) is just another `query`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .masking import gather_tokens
+from .transformer import layer_norm, make_blocks, run_blocks
+
+
+@dataclass
+class DecoderConfig:
+    """Sizes and wiring of the MAE decoder."""
+
+    dim: int = 512
+    depth: int = 8
+    num_heads: int = 16
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    project: bool = True  # Linear(encoder width -> dim); False requires equal widths (Point-MAE)
+    project_bias: bool = True  # VideoMAE's encoder_to_decoder has no bias
+    keep_prefix: bool = True  # MAE keeps the cls token in the decoder; VideoMAE/Audio-MAE do not
+    pos_every_block: bool = False
+    norm_eps: float = 1e-6
+
+
+class MAEDecoder(nn.Module):
+    """Decoder with a modality-chosen position module and prediction head.
+
+    Args:
+        cfg: sizes.
+        in_dim: encoder width.
+        pos_embed: position module at decoder width, `pos_embed(grid, coords) -> (1|B)×N×dim`.
+        head: modality head, dim -> P values per token.
+    """
+
+    def __init__(self, cfg: DecoderConfig, in_dim: int, pos_embed: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.cfg = cfg
+        if cfg.project:
+            self.embed: nn.Module = nn.Linear(in_dim, cfg.dim, bias=cfg.project_bias)
+        elif in_dim != cfg.dim:
+            raise ValueError(f"decoder without projection needs equal widths, got {in_dim} -> {cfg.dim}")
+        else:
+            self.embed = nn.Identity()
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
+        nn.init.normal_(self.mask_token, std=0.02)
+        self.pos_embed = pos_embed
+        self.blocks = make_blocks(
+            cfg.dim, cfg.depth, cfg.num_heads, mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias, norm_eps=cfg.norm_eps
+        )
+        self.norm = layer_norm(cfg.dim, cfg.norm_eps)
+        self.head = head
+
+    def forward(
+        self,
+        latent: Tensor,
+        *,
+        num_prefix: int,
+        keep: Tensor,
+        query: Tensor,
+        grid: tuple[int, ...],
+        coords: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Predict values for visible and query tokens.
+
+        Args:
+            latent: B×(P+Nv)×D_enc encoder output (prefix first).
+            num_prefix: P.
+            keep: B×Nv indices of the visible tokens (the order of `latent`).
+            query: B×Nq indices of the tokens to predict from mask tokens.
+            grid, coords: the token layout, for decoder positions.
+
+        Returns:
+            (B×Nv×P predictions at visible positions, B×Nq×P predictions at query positions)
+        """
+        x = self.embed(latent)  # B×(P+Nv)×dim
+        prefix, visible = x[:, :num_prefix], x[:, num_prefix:]
+        pos = self.pos_embed(grid, coords)  # (1|B)×N×dim
+        pos_vis, pos_query = gather_tokens(pos, keep), gather_tokens(pos, query)  # B×Nv×dim, B×Nq×dim
+        masked = self.mask_token.expand(query.shape[0], query.shape[1], -1)  # B×Nq×dim
+        parts, pos_parts = [visible, masked], [pos_vis, pos_query]
+        if self.cfg.keep_prefix and num_prefix:
+            parts.insert(0, prefix)
+            pos_parts.insert(0, pos_vis.new_zeros(prefix.shape))  # prefix positions are zero (MAE)
+        seq, seq_pos = torch.cat(parts, dim=1), torch.cat(pos_parts, dim=1)  # B×L×dim
+        if self.cfg.pos_every_block:
+            seq, _ = run_blocks(self.blocks, seq, seq_pos)
+        else:
+            seq, _ = run_blocks(self.blocks, seq + seq_pos)
+        out = self.head(self.norm(seq[:, seq.shape[1] - keep.shape[1] - query.shape[1] :]))  # B×(Nv+Nq)×P
+        return out[:, : keep.shape[1]], out[:, keep.shape[1] :]

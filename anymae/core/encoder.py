@@ -1,0 +1,122 @@
+"""The shared transformer encoder: prefix tokens (cls, registers/memory) + visible tokens -> latent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from .transformer import layer_norm, make_blocks, run_blocks
+
+
+@dataclass
+class EncoderConfig:
+    """Sizes of the shared transformer encoder."""
+
+    dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    cls_token: bool = True
+    num_registers: int = 0
+    drop_path: float = 0.0
+    layer_scale: float | None = None
+    norm_eps: float = 1e-6
+    pos_every_block: bool = False
+
+
+@dataclass
+class Features:
+    """Encoder outputs for downstream use.
+
+    Attributes:
+        tokens: B×N×D per-token outputs (prefix tokens removed).
+        prefix: B×P×D outputs of the prefix tokens (cls first, then registers); P may be 0.
+        intermediates: outputs of the requested blocks, each B×(P+N)×D (before the final norm).
+    """
+
+    tokens: Tensor
+    prefix: Tensor
+    intermediates: list[Tensor] = field(default_factory=list)
+
+    def pooled(self, kind: Literal["cls", "mean"] = "cls") -> Tensor:
+        """B×D: the cls token's output, or the mean over tokens."""
+        if kind == "cls":
+            if self.prefix.shape[1] == 0:
+                raise ValueError("this encoder has no cls token; use pooling 'mean'")
+            return self.prefix[:, 0]
+        if kind == "mean":
+            return self.tokens.mean(dim=1)
+        raise ValueError(f"unknown pooling {kind!r}; expected 'cls' or 'mean'")
+
+
+class TransformerEncoder(nn.Module):
+    """ViT encoder over already-embedded tokens (positions added by the caller).
+
+    Parameter names follow timm's VisionTransformer (`cls_token`, `reg_token`, `blocks.{i}`,
+    `norm`), so an image encoder exports to timm by renaming only the tokenizer's parts.
+    """
+
+    def __init__(self, cfg: EncoderConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.dim, self.depth = cfg.dim, cfg.depth
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim)) if cfg.cls_token else None
+        self.reg_token = (
+            nn.Parameter(torch.zeros(1, cfg.num_registers, cfg.dim)) if cfg.num_registers else None
+        )
+        self.blocks = make_blocks(
+            cfg.dim,
+            cfg.depth,
+            cfg.num_heads,
+            mlp_ratio=cfg.mlp_ratio,
+            qkv_bias=cfg.qkv_bias,
+            drop_path=cfg.drop_path,
+            layer_scale=cfg.layer_scale,
+            norm_eps=cfg.norm_eps,
+        )
+        self.norm = layer_norm(cfg.dim, cfg.norm_eps)
+        for token in (self.cls_token, self.reg_token):
+            if token is not None:
+                nn.init.normal_(token, std=0.02)
+
+    @property
+    def num_prefix(self) -> int:
+        return int(self.cls_token is not None) + self.cfg.num_registers
+
+    def prepend_prefix(self, x: Tensor) -> Tensor:
+        """B×N×D -> B×(P+N)×D with the cls token, then the register tokens, in front."""
+        parts = [t.expand(x.shape[0], -1, -1) for t in (self.cls_token, self.reg_token) if t is not None]
+        return torch.cat([*parts, x], dim=1) if parts else x
+
+    def forward(
+        self,
+        x: Tensor,
+        pos: Tensor | None = None,
+        *,
+        attn_mask: Tensor | None = None,
+        return_layers: tuple[int, ...] = (),
+        final_norm: bool = True,
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Encode tokens.
+
+        Args:
+            x: B×N×D tokens (positions already added unless `pos_every_block`).
+            pos: B×N×D positions, re-added at every block when `cfg.pos_every_block`.
+            attn_mask: optional mask broadcastable to B×heads×(P+N)×(P+N).
+            return_layers: block indices whose outputs to return as intermediates.
+            final_norm: apply the final LayerNorm.
+
+        Returns:
+            (B×(P+N)×D latent, list of intermediate B×(P+N)×D outputs)
+        """
+        x = self.prepend_prefix(x)
+        block_pos = None
+        if self.cfg.pos_every_block and pos is not None:
+            zeros = pos.new_zeros(pos.shape[0], self.num_prefix, pos.shape[2])
+            block_pos = torch.cat([zeros, pos], dim=1).expand(x.shape[0], -1, -1)  # B×(P+N)×D
+        x, inter = run_blocks(self.blocks, x, block_pos, attn_mask, return_layers)
+        return (self.norm(x) if final_norm else x), inter

@@ -1,0 +1,1 @@
+"""One file per modality: tokenizer, target, head, positions, presets."""

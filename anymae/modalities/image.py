@@ -1,0 +1,132 @@
+"""Images: patch tokens, pixel targets, and the MAE paper's presets.
+
+Tokenizer: timm's `PatchEmbed` (a Conv2d with kernel = stride = patch), any channel count,
+non-square sizes; fixed 2-D sin-cos positions (cls slot zero, as MAE). Target: the patch's
+pixels in MAE's (p, q, c) order, optionally per-patch normalized (norm_pix). Presets: MAE's
+ViT-B/16, ViT-L/16, ViT-H/14 with the 512-wide, 8-block, 16-head decoder, plus CPU-sized ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from einops import rearrange
+from timm.layers import PatchEmbed
+from torch import Tensor, nn
+
+from ..core.build import MAEConfig, build_mae, config_dict, resolve_config
+from ..core.losses import TokenNorm
+from ..core.masking import BlockMasking, RandomMasking
+from ..core.model import MaskedAutoencoder
+from ..core.pos_embed import FixedSinCos
+from ..core.registry import register_model
+from ..core.tokens import Tokens
+from ..core.transformer import init_mae_
+
+
+def _pair(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def patchify(imgs: Tensor, patch: int) -> Tensor:
+    """B×C×H×W -> B×N×(p·p·C), patches row-major, values in (p, q, c) order (MAE)."""
+    return rearrange(imgs, "b c (h p) (w q) -> b (h w) (p q c)", p=patch, q=patch)
+
+
+def unpatchify(values: Tensor, patch: int, grid: tuple[int, int], channels: int) -> Tensor:
+    """B×N×(p·p·C) -> B×C×H×W, the inverse of `patchify`."""
+    return rearrange(values, "b (h w) (p q c) -> b c (h p) (w q)", h=grid[0], w=grid[1], p=patch, q=patch, c=channels)
+
+
+class ImageTokenizer(nn.Module):
+    """B×C×H×W images -> patch tokens (B×N×D), pixel targets (B×N×p²C) and the patch grid."""
+
+    def __init__(self, img_size: int | tuple[int, int], patch_size: int, in_chans: int, dim: int) -> None:
+        super().__init__()
+        self.img_size, self.patch_size, self.in_chans, self.dim = _pair(img_size), patch_size, in_chans, dim
+        self._check_size(*self.img_size)
+        self.patch_embed = PatchEmbed(self.img_size, patch_size, in_chans, dim, strict_img_size=False)
+        self.grid = (self.img_size[0] // patch_size, self.img_size[1] // patch_size)
+        self.pos_embed = FixedSinCos(self.grid, dim)
+        w = self.patch_embed.proj.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))  # like a Linear on the flattened patch (MAE)
+
+    def _check_size(self, h: int, w: int) -> None:
+        p = self.patch_size
+        if h % p or w % p or h < p or w < p:
+            raise ValueError(f"image size {h}×{w} is not divisible by the patch size {p}")
+
+    def forward(self, imgs: Tensor) -> Tokens:
+        if imgs.ndim != 4 or imgs.shape[1] != self.in_chans:
+            raise ValueError(
+                f"expected images of shape B×{self.in_chans}×H×W (in_chans={self.in_chans}), "
+                f"got a tensor of shape {tuple(imgs.shape)}"
+            )
+        h, w = imgs.shape[-2:]
+        self._check_size(h, w)
+        x = self.patch_embed(imgs)  # B×N×D, N = (H/p)(W/p)
+        grid = (h // self.patch_size, w // self.patch_size)
+        return Tokens(x=x, target=patchify(imgs, self.patch_size), grid=grid)
+
+    def example(self, batch_size: int) -> Tensor:
+        """A random batch at the configured geometry: B×C×H×W."""
+        return torch.randn(batch_size, self.in_chans, *self.img_size)
+
+    def untokenize(self, values: Tensor, tokens: Tokens) -> Tensor:
+        """B×N×p²C -> B×C×H×W."""
+        return unpatchify(values, self.patch_size, tokens.grid, self.in_chans)  # type: ignore[arg-type]
+
+
+@dataclass
+class ImageMAEConfig(MAEConfig):
+    """An image MAE: MAEConfig plus the input geometry and the masking strategy."""
+
+    img_size: int | tuple[int, int] = 224
+    patch_size: int = 16
+    in_chans: int = 3
+    masking: str = "random"  # "random" (MAE) or "block" (BEiT-style)
+
+
+def build_image_mae(name: str, **overrides: Any) -> MaskedAutoencoder:
+    """Build a registered image preset with overrides (e.g. img_size=32, norm_pix_loss=True)."""
+    cfg = resolve_config(IMAGE_PRESETS[name], overrides, what=f"model {name!r}")
+    if cfg.masking not in ("random", "block"):
+        raise ValueError(f"masking={cfg.masking!r}: expected 'random' or 'block'")
+    tokenizer = ImageTokenizer(cfg.img_size, cfg.patch_size, cfg.in_chans, cfg.embed_dim)
+    masking = RandomMasking(cfg.mask_ratio) if cfg.masking == "random" else BlockMasking(cfg.mask_ratio)
+    return build_mae(
+        cfg,
+        tokenizer=tokenizer,
+        decoder_pos=FixedSinCos(tokenizer.grid, cfg.decoder_embed_dim),
+        head=nn.Linear(cfg.decoder_embed_dim, cfg.patch_size**2 * cfg.in_chans),
+        masking=masking,
+        target_norm=TokenNorm() if cfg.norm_pix_loss else None,
+        config=config_dict(name, cfg),
+        init=init_mae_,
+    )
+
+
+IMAGE_PRESETS: dict[str, ImageMAEConfig] = {
+    # MAE paper sizes (facebookresearch/mae models_mae.py); decoder 512 wide, 8 blocks, 16 heads.
+    "mae_vit_base_patch16": ImageMAEConfig(embed_dim=768, depth=12, num_heads=12),
+    "mae_vit_large_patch16": ImageMAEConfig(embed_dim=1024, depth=24, num_heads=16),
+    "mae_vit_huge_patch14": ImageMAEConfig(embed_dim=1280, depth=32, num_heads=16, patch_size=14),
+    # Not in the paper: ViT-S/16 (timm's vit_small sizes) with the same decoder.
+    "mae_vit_small_patch16": ImageMAEConfig(embed_dim=384, depth=12, num_heads=6),
+    # CPU-sized: 32×32 inputs, patch 4 (64 tokens); the demo's model.
+    "mae_vit_tiny_patch4": ImageMAEConfig(
+        img_size=32, patch_size=4, embed_dim=128, depth=6, num_heads=4,
+        decoder_embed_dim=64, decoder_depth=2, decoder_num_heads=4,
+    ),
+}
+
+for _name, _cfg in IMAGE_PRESETS.items():
+    register_model(
+        _name,
+        build_image_mae,
+        modality="image",
+        summary=f"ViT {_cfg.embed_dim}d x{_cfg.depth}, patch {_cfg.patch_size}, {_pair(_cfg.img_size)[0]}px",
+        small={"img_size": 2 * _cfg.patch_size, "depth": 1, "decoder_depth": 1, "mask_ratio": 0.5},
+    )
