@@ -40,6 +40,9 @@ class Tokenizer(Protocol):
     `untokenize(values: B×N×P, tokens) -> batch` turns per-token values (targets or predictions)
     back into the modality's data for pictures; `example(batch_size) -> batch` makes a random
     batch at the configured geometry (smoke tests, benchmarks); `dim` is the embedding width.
+    For pictures (`tasks/pictures.py`): `to_pictures(batch, **render) -> B×H×W×3 uint8` renders
+    a batch, and `picture_fill(tokens, level, **render) -> (1|B)×(1|N)×P` is the token value that
+    renders as flat gray `level` (0 black, 1 white).
     """
 
     dim: int

@@ -16,8 +16,7 @@ from torch import Tensor
 from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+from anymae.modalities.image import IMAGENET_MEAN, IMAGENET_STD
 
 
 def _check_size(img_size: int) -> None:

@@ -8,9 +8,11 @@ ViT-B/16, ViT-L/16, ViT-H/14 with the 512-wide, 8-block, 16-head decoder, plus C
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from einops import rearrange
 from timm.layers import PatchEmbed
@@ -24,6 +26,13 @@ from ..core.pos_embed import FixedSinCos
 from ..core.registry import register_model
 from ..core.tokens import Tokens
 from ..core.transformer import init_mae_
+
+# ImageNet channel statistics (RGB, on [0, 1] pixels): the default normalization of MAE's data.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+# uint8 mid-gray (128) on [0, 1]; not 0.5, whose 127.5 would round to 127 or 128 by float noise.
+MID_GRAY: float = 128 / 255
 
 
 def _pair(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -77,6 +86,79 @@ class ImageTokenizer(nn.Module):
     def untokenize(self, values: Tensor, tokens: Tokens) -> Tensor:
         """B×N×p²C -> B×C×H×W."""
         return unpatchify(values, self.patch_size, tokens.grid, self.in_chans)  # type: ignore[arg-type]
+
+    def _channel_stats(self, mean: Sequence[float], std: Sequence[float]) -> tuple[Tensor, Tensor]:
+        """Per-channel (mean, std), each C, for un-normalizing this tokenizer's images.
+
+        One value applies to every channel; otherwise the values are per channel in order and
+        must cover at least the rendered channels (channel 0 for C < 3, the first three else);
+        channels past the given values (never rendered) get mean 0, std 1.
+        """
+        c = self.in_chans
+        shown = 3 if c >= 3 else 1
+        if len(mean) != len(std) or not (len(mean) == 1 or len(mean) >= shown):
+            raise ValueError(
+                f"picture mean/std need one value or one per rendered channel (at least {shown} for "
+                f"in_chans={c}), got mean={tuple(mean)!r} std={tuple(std)!r}"
+            )
+        if any(s <= 0 for s in std):
+            raise ValueError(f"picture std values must be > 0, got std={tuple(std)!r}")
+        m = [float(mean[0])] * c if len(mean) == 1 else [float(v) for v in mean[:c]]
+        sd = [float(std[0])] * c if len(std) == 1 else [float(v) for v in std[:c]]
+        pad = c - len(m)
+        return torch.tensor(m + [0.0] * pad), torch.tensor(sd + [1.0] * pad)
+
+    def to_pictures(
+        self, batch: Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+    ) -> np.ndarray:
+        """Normalized images -> uint8 RGB pictures for people to look at.
+
+        Un-normalizes with the dataset's `mean`/`std` (`x * std + mean`), clamps to [0, 1] and
+        rounds to 0..255. One or two channels render channel 0 as gray; three or more render
+        the first three as RGB (any further channels are not shown).
+
+        Args:
+            batch: B×C×H×W images (C = in_chans), as the dataset normalized them.
+            mean: per-channel mean of the normalization (one value for all channels, or one per
+                channel covering at least the rendered ones).
+            std: per-channel std of the normalization, same rule.
+
+        Returns:
+            B×H×W×3 uint8 array.
+        """
+        if not isinstance(batch, Tensor) or batch.ndim != 4 or batch.shape[1] != self.in_chans:
+            got = tuple(batch.shape) if isinstance(batch, Tensor) else type(batch).__name__
+            raise ValueError(f"to_pictures expects images B×{self.in_chans}×H×W, got {got}")
+        m, s = self._channel_stats(mean, std)
+        x = batch.detach().float().cpu()
+        x = x * s.view(1, -1, 1, 1) + m.view(1, -1, 1, 1)  # B×C×H×W on [0, 1]
+        x = x[:, :3] if self.in_chans >= 3 else x[:, :1].expand(-1, 3, -1, -1)  # B×3×H×W
+        rgb = rearrange(x.clamp(0.0, 1.0), "b c h w -> b h w c")  # B×H×W×3
+        return (rgb * 255).round().to(torch.uint8).numpy()
+
+    def picture_fill(
+        self,
+        tokens: Tokens,
+        level: float = MID_GRAY,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ) -> Tensor:
+        """The token value that `to_pictures` (with the same mean/std) renders as flat gray.
+
+        Args:
+            tokens: the tokenized batch (gives device and dtype).
+            level: the gray on [0, 1] (0 black, 1 white; default the uint8 mid-gray 128).
+            mean: as in `to_pictures`.
+            std: as in `to_pictures`.
+
+        Returns:
+            1×1×p²C values in the target's (p, q, c) order, broadcastable to B×N×p²C.
+        """
+        m, s = self._channel_stats(mean, std)
+        per_channel = (level - m) / s  # C
+        ref = tokens.target if tokens.target is not None else tokens.x
+        value = per_channel.repeat(self.patch_size**2).to(ref)  # p²C, c fastest as in (p, q, c)
+        return value.view(1, 1, -1)
 
 
 @dataclass

@@ -1,0 +1,123 @@
+"""Data sources by name: the `data:` section of a run config -> a Dataset.
+
+Each source is a small typed config plus a builder; `source:` picks one, the other keys are that
+config's fields (an unknown key is an error listing the valid ones). Modalities add their
+sources here (video lists, audio CSVs, point-cloud folders, ...).
+
+    data:
+      source: image_folder
+      root: /data/imagenet/train
+      img_size: 224
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+from torch.utils.data import Dataset
+
+from ..core.config import ConfigError, from_dict
+from .demo import demo_photo_crops, demo_unlabeled
+from .images import ImageFiles
+from .synthetic import SyntheticImages
+from .transforms import eval_transform, pretrain_transform
+
+
+@dataclass
+class ImageFolderSource:
+    """Image files: a folder per class (ImageFolder) or a flat, unlabeled folder (searched recursively).
+
+    `img_size` defaults to the model's input size. Training uses MAE's augmentation
+    (RandomResizedCrop `scale`, bicubic, horizontal flip); evaluation resizes and center-crops.
+    """
+
+    root: str
+    layout: Literal["auto", "classes", "flat"] = "auto"
+    img_size: int | None = None
+    scale: tuple[float, float] = (0.2, 1.0)
+    hflip: bool = True
+    on_error: Literal["raise", "skip"] = "raise"
+
+
+@dataclass
+class DemoPhotosSource:
+    """Crops of real photographs shipped by installed packages (the demo's data; no download).
+
+    Training crops come from one part of each photo, evaluation crops from a disjoint part; the
+    label is the photo a crop comes from.
+    """
+
+    img_size: int = 32
+    n_per_photo: int = 512
+    n_test_per_photo: int = 64
+    seed: int = 0
+
+
+@dataclass
+class SyntheticImagesSource:
+    """Synthetic gratings whose class is their orientation (tests and smoke runs)."""
+
+    n: int = 512
+    img_size: int = 32
+    num_classes: int = 4
+    seed: int = 0
+
+
+def _image_size(value: int | None, model_config: dict[str, Any]) -> int:
+    if value is not None:
+        return value
+    size = model_config.get("img_size", 224)
+    return int(size if isinstance(size, int) else size[0])
+
+
+def _image_folder(cfg: ImageFolderSource, split: str, augment: bool, model_config: dict[str, Any]) -> Dataset:
+    size = _image_size(cfg.img_size, model_config)
+    tf = pretrain_transform(size, scale=cfg.scale, hflip=cfg.hflip) if augment else eval_transform(size)
+    return ImageFiles(cfg.root, tf, layout=cfg.layout, on_error=cfg.on_error)
+
+
+def _demo_photos(cfg: DemoPhotosSource, split: str, augment: bool, model_config: dict[str, Any]) -> Dataset:
+    if split == "pretrain":
+        return demo_unlabeled(size=cfg.img_size, n_per_photo=cfg.n_per_photo, seed=cfg.seed)
+    train, test, _ = demo_photo_crops(
+        size=cfg.img_size, n_train_per_photo=cfg.n_per_photo, n_test_per_photo=cfg.n_test_per_photo, seed=cfg.seed
+    )
+    return train if split == "train" else test
+
+
+def _synthetic(cfg: SyntheticImagesSource, split: str, augment: bool, model_config: dict[str, Any]) -> Dataset:
+    seed = cfg.seed + (0 if split in ("train", "pretrain") else 1)
+    return SyntheticImages(cfg.n, size=cfg.img_size, num_classes=cfg.num_classes, seed=seed)
+
+
+SOURCES: dict[str, tuple[type, Callable[[Any, str, bool, dict[str, Any]], Dataset]]] = {
+    "image_folder": (ImageFolderSource, _image_folder),
+    "demo_photos": (DemoPhotosSource, _demo_photos),
+    "synthetic_images": (SyntheticImagesSource, _synthetic),
+}
+
+
+def build_dataset(
+    section: dict[str, Any],
+    *,
+    split: Literal["pretrain", "train", "test"],
+    augment: bool | None = None,
+    model_config: dict[str, Any] | None = None,
+) -> Dataset:
+    """Build the dataset a `data:` section describes; items are (x, label), label -1 if unlabeled.
+
+    Args:
+        section: `{"source": name, **fields}`.
+        split: "pretrain" (unlabeled training data), "train" or "test" (labelled, for probes and
+            fine-tuning; sources with one folder serve the same files for every split).
+        augment: training augmentation; default True for "pretrain" only.
+        model_config: the model's plain config (for defaults such as the image size).
+    """
+    values = dict(section)
+    name = values.pop("source", None)
+    if name not in SOURCES:
+        raise ConfigError(f"data.source={name!r}: expected one of {', '.join(sorted(SOURCES))}")
+    cls, build = SOURCES[name]
+    cfg = from_dict(cls, values, where="data")
+    return build(cfg, split, split == "pretrain" if augment is None else augment, model_config or {})
