@@ -101,8 +101,10 @@ def _scan(root: Path, layout: str, extensions: tuple[str, ...]) -> tuple[list[st
     """Resolve the layout and list (classes, samples) for ``root``."""
     if not root.exists():
         raise ValueError(f"image root {root} does not exist")
-    if not root.is_dir():
-        raise ValueError(f"image root {root} is not a directory")
+    if root.is_file():  # a single image: a flat, unlabeled dataset of one
+        if root.suffix.lower() not in extensions or layout == "classes":
+            raise ValueError(f"image root {root} is a file; expected a folder or one image ({', '.join(extensions)})")
+        return [], [(root, -1)]
     files = _find_images(root, extensions)
     if not files:
         raise ValueError(

@@ -17,11 +17,13 @@ from typing import Any, Callable, Literal
 
 from torch.utils.data import Dataset
 
+Augment = Literal["pretrain", "finetune", False]
+
 from ..core.config import ConfigError, from_dict
 from .demo import demo_photo_crops, demo_unlabeled
 from .images import ImageFiles
 from .synthetic import SyntheticImages
-from .transforms import eval_transform, pretrain_transform
+from .transforms import eval_transform, finetune_transform, pretrain_transform
 
 
 @dataclass
@@ -71,13 +73,18 @@ def _image_size(value: int | None, model_config: dict[str, Any]) -> int:
     return int(size if isinstance(size, int) else size[0])
 
 
-def _image_folder(cfg: ImageFolderSource, split: str, augment: bool, model_config: dict[str, Any]) -> Dataset:
+def _image_folder(cfg: ImageFolderSource, split: str, augment: Augment, model_config: dict[str, Any]) -> Dataset:
     size = _image_size(cfg.img_size, model_config)
-    tf = pretrain_transform(size, scale=cfg.scale, hflip=cfg.hflip) if augment else eval_transform(size)
+    if augment == "pretrain":
+        tf = pretrain_transform(size, scale=cfg.scale, hflip=cfg.hflip)
+    elif augment == "finetune":
+        tf = finetune_transform(size)
+    else:
+        tf = eval_transform(size)
     return ImageFiles(cfg.root, tf, layout=cfg.layout, on_error=cfg.on_error)
 
 
-def _demo_photos(cfg: DemoPhotosSource, split: str, augment: bool, model_config: dict[str, Any]) -> Dataset:
+def _demo_photos(cfg: DemoPhotosSource, split: str, augment: Augment, model_config: dict[str, Any]) -> Dataset:
     if split == "pretrain":
         return demo_unlabeled(size=cfg.img_size, n_per_photo=cfg.n_per_photo, seed=cfg.seed)
     train, test, _ = demo_photo_crops(
@@ -86,12 +93,12 @@ def _demo_photos(cfg: DemoPhotosSource, split: str, augment: bool, model_config:
     return train if split == "train" else test
 
 
-def _synthetic(cfg: SyntheticImagesSource, split: str, augment: bool, model_config: dict[str, Any]) -> Dataset:
+def _synthetic(cfg: SyntheticImagesSource, split: str, augment: Augment, model_config: dict[str, Any]) -> Dataset:
     seed = cfg.seed + (0 if split in ("train", "pretrain") else 1)
     return SyntheticImages(cfg.n, size=cfg.img_size, num_classes=cfg.num_classes, seed=seed)
 
 
-SOURCES: dict[str, tuple[type, Callable[[Any, str, bool, dict[str, Any]], Dataset]]] = {
+SOURCES: dict[str, tuple[type, Callable[[Any, str, Augment, dict[str, Any]], Dataset]]] = {
     "image_folder": (ImageFolderSource, _image_folder),
     "demo_photos": (DemoPhotosSource, _demo_photos),
     "synthetic_images": (SyntheticImagesSource, _synthetic),
@@ -102,7 +109,7 @@ def build_dataset(
     section: dict[str, Any],
     *,
     split: Literal["pretrain", "train", "test"],
-    augment: bool | None = None,
+    augment: Augment | None = None,
     model_config: dict[str, Any] | None = None,
 ) -> Dataset:
     """Build the dataset a `data:` section describes; items are (x, label), label -1 if unlabeled.
@@ -111,7 +118,9 @@ def build_dataset(
         section: `{"source": name, **fields}`.
         split: "pretrain" (unlabeled training data), "train" or "test" (labelled, for probes and
             fine-tuning; sources with one folder serve the same files for every split).
-        augment: training augmentation; default True for "pretrain" only.
+        augment: "pretrain" (MAE's crop + flip), "finetune" (MAE's RandAugment recipe) or False
+            (evaluation transform); default "pretrain" for the pretrain split, else False. Sources
+            held in memory (demo, synthetic) have no augmentation.
         model_config: the model's plain config (for defaults such as the image size).
     """
     values = dict(section)
@@ -120,4 +129,6 @@ def build_dataset(
         raise ConfigError(f"data.source={name!r}: expected one of {', '.join(sorted(SOURCES))}")
     cls, build = SOURCES[name]
     cfg = from_dict(cls, values, where="data")
-    return build(cfg, split, split == "pretrain" if augment is None else augment, model_config or {})
+    if augment is None:
+        augment = "pretrain" if split == "pretrain" else False
+    return build(cfg, split, augment, model_config or {})

@@ -116,3 +116,34 @@ def denormalize(x: Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[
     m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)  # C×1×1
     s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(-1, 1, 1)  # C×1×1
     return (x * s + m).clamp(0.0, 1.0)
+
+
+def finetune_transform(
+    img_size: int,
+    *,
+    auto_augment: str = "rand-m9-mstd0.5-inc1",
+    re_prob: float = 0.25,
+    mean: tuple[float, ...] = IMAGENET_MEAN,
+    std: tuple[float, ...] = IMAGENET_STD,
+) -> T.Compose:
+    """MAE's image fine-tuning augmentation: PIL image -> normalized C×img_size×img_size tensor.
+
+    Training (timm ``create_transform(is_training=True)`` as ``main_finetune.build_transform``):
+    RandomResizedCrop (scale 0.08–1, bicubic), horizontal flip, RandAugment
+    ``rand-m9-mstd0.5-inc1``, ToTensor, Normalize, RandomErasing (p 0.25, per-pixel noise).
+    Evaluation uses :func:`eval_transform`.
+
+    Args:
+        img_size: output side in pixels.
+        auto_augment: timm auto-augment policy string.
+        re_prob: random-erasing probability.
+        mean: per-channel mean.
+        std: per-channel std.
+
+    """
+    from timm.data import create_transform
+
+    return create_transform(
+        input_size=img_size, is_training=True, color_jitter=None, auto_augment=auto_augment,
+        interpolation="bicubic", re_prob=re_prob, re_mode="pixel", re_count=1, mean=mean, std=std,
+    )  # fmt: skip

@@ -100,7 +100,7 @@ def test_missing_empty_and_imageless_roots_name_the_path_and_extensions(tmp_path
     (tmp_path / "a.txt").write_text("x")
     with pytest.raises(ValueError, match=str(tmp_path)):
         ImageFiles(tmp_path)
-    with pytest.raises(ValueError, match="not a directory"):
+    with pytest.raises(ValueError, match="is a file; expected a folder or one image"):
         ImageFiles(tmp_path / "a.txt")
 
 
@@ -220,3 +220,14 @@ def test_all_unreadable_raises_instead_of_looping(tmp_path):
     with pytest.raises(DataError, match="all 3 image files"):
         ds[1]
     assert ds.skipped() == 3
+
+
+def test_a_single_image_file_is_a_dataset_of_one(tmp_path):
+    path = tmp_path / "one.png"
+    Image.fromarray(np.full((6, 5, 3), 200, dtype=np.uint8)).save(path)
+    data = ImageFiles(path)
+    assert len(data) == 1 and data.samples == [(path, -1)]
+    img, label = data[0]
+    assert img.size == (5, 6) and label == -1
+    with pytest.raises(ValueError, match="is a file"):
+        ImageFiles(path, layout="classes")

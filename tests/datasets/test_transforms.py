@@ -15,6 +15,7 @@ from anymae.datasets.transforms import (
     IMAGENET_STD,
     denormalize,
     eval_transform,
+    finetune_transform,
     pretrain_transform,
 )
 
@@ -101,3 +102,16 @@ def test_denormalize_inverts_normalize_and_clamps():
 def test_denormalize_rejects_wrong_channel_count():
     with pytest.raises(ValueError, match="C=3"):
         denormalize(torch.zeros(2, 4, 5, 5))
+
+
+def test_finetune_transform_follows_the_reference() -> None:
+    train_tf, eval_tf = finetune_transform(32), eval_transform(32)
+    names = [type(t).__name__ for t in train_tf.transforms]
+    assert names[0] == "RandomResizedCropAndInterpolation" and "RandAugment" in names
+    assert names[-1] == "RandomErasing" and train_tf.transforms[-1].probability == 0.25
+    assert "ColorJitter" not in names
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 48, 3), dtype=np.uint8))
+    torch.manual_seed(0)
+    a, b = train_tf(img), train_tf(img)
+    assert a.shape == (3, 32, 32) and not torch.equal(a, b)  # random augmentation
+    torch.testing.assert_close(eval_tf(img), eval_transform(32)(img))

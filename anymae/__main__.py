@@ -1,0 +1,7 @@
+"""`python -m anymae` = the `anymae` command (also under torchrun: `torchrun -m anymae pretrain ...`)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,186 @@
+"""The `anymae` command: a thin layer over the Python API (every command is a function in tasks/)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+EPILOG_OVERRIDES = """\
+Settings: a YAML file (--config) and/or key=value overrides with dotted keys, e.g.
+  optim.blr=1.5e-4 optim.batch_size=64 run.out_dir=runs/x data.root=/data/train model.norm_pix_loss=true
+An unknown key is an error that lists the valid ones."""
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from .tasks.pretrain import load_pretrain_config, run_pretrain
+
+    overrides = list(args.overrides) + (["run.resume=true"] if args.resume else [])
+    cfg = load_pretrain_config(args.config, overrides)
+    if args.print_config:
+        from .core.config import to_dict
+        import yaml
+
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        return 0
+    result = run_pretrain(cfg)
+    print(f"done: {result.step} steps, last loss {result.last_loss:.4f}; checkpoint {result.checkpoint}")
+    return 0
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from .tasks.finetune import load_finetune_config, run_finetune
+
+    cfg = load_finetune_config(args.config, list(args.overrides) + (["run.resume=true"] if args.resume else []))
+    result = run_finetune(cfg)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from .tasks.probe import load_probe_config, run_probe
+
+    overrides = list(args.overrides)
+    if args.checkpoint:
+        overrides.insert(0, f"checkpoint={args.checkpoint}")
+    cfg = load_probe_config(args.config, overrides)
+    results = run_probe(cfg)
+    for name, top1 in results.items():
+        print(f"{name:10} top-1 {top1:6.2f}%  (final epoch)" if name != "knn" else f"{name:10} top-1 {top1:6.2f}%")
+    if cfg.out:
+        Path(cfg.out).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> int:
+    from .tasks.reconstruct import reconstruct_checkpoint
+
+    path = reconstruct_checkpoint(
+        args.checkpoint, args.out, inputs=args.input, data_overrides=list(args.overrides), num=args.num, seed=args.seed
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .tasks.export import export_model, timm_kwargs
+    from .tasks.pretrain import load_pretrained
+
+    model = load_pretrained(args.checkpoint)
+    path = export_model(model, args.out, args.format)
+    print(f"wrote {path} ({args.format})")
+    if args.format != "official":
+        kwargs = ", ".join(f"{k}={v!r}" for k, v in timm_kwargs(model.config).items())
+        print(f'load with: timm.create_model("vit_base_patch16_224", pretrained=False, {kwargs})')
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .core.config import describe
+    from .datasets.sources import SOURCES
+    from .tasks.info import format_rows, model_rows
+
+    print(format_rows(model_rows(args.pattern)))
+    print("\ndata sources (data.source=...):")
+    for name, (cls, _) in sorted(SOURCES.items()):
+        print(f"  {name}: {(cls.__doc__ or '').strip().splitlines()[0]}")
+        print("    " + describe(cls).replace("\n", "\n    "))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .tasks.demo import run_demo
+
+    run_demo(args.out, minutes=args.minutes, seed=args.seed)
+    return 0
+
+
+def _add(sub: Any, name: str, fn: Callable[[argparse.Namespace], int], help_: str, description: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(fn=fn)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="anymae",
+        description="Masked-autoencoder pretraining on any modality. `anymae COMMAND --help` for each command.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = _add(sub, "pretrain", _cmd_pretrain, "pretrain an MAE from a YAML config",
+             "Pretrain an MAE. Multi-GPU / multi-process: torchrun --nproc_per_node N -m anymae pretrain ...\n\n"
+             "Example: anymae pretrain --config configs/mae_vit_tiny_cpu.yaml data.root=./images\n\n"
+             + EPILOG_OVERRIDES + "\nSections: model (name + options, see `anymae info`), data (source + "
+             "options, see `anymae info`), optim, run.")
+    p.add_argument("--config", help="YAML run config (configs/*.yaml)")
+    p.add_argument("--resume", action="store_true", help="continue run.out_dir/last.pt exactly")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+
+    p = _add(sub, "finetune", _cmd_finetune, "fine-tune a pretrained encoder for classification",
+             "Fine-tune with layer-wise lr decay (MAE recipe defaults).\n\n"
+             "Example: anymae finetune --config configs/finetune_vit_tiny_cpu.yaml checkpoint=runs/x/last.pt\n\n"
+             + EPILOG_OVERRIDES)
+    p.add_argument("--config", help="YAML fine-tuning config")
+    p.add_argument("--resume", action="store_true", help="continue run.out_dir/last.pt exactly")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+
+    p = _add(sub, "probe", _cmd_probe, "k-NN / linear / attentive probes on frozen features",
+             "Probe a frozen encoder. Protocols: knn (weighted, cosine), linear (BatchNorm without affine + "
+             "Linear, LARS), attentive (efficient-probing multi-query attention pooling).\n\n"
+             "Example: anymae probe --checkpoint runs/x/last.pt data.source=image_folder data.root=train/ \\\n"
+             "           test_data.source=image_folder test_data.root=val/ 'probe.protocols=[knn,linear,attentive]'\n\n"
+             + EPILOG_OVERRIDES)
+    p.add_argument("--config", help="YAML probe config")
+    p.add_argument("--checkpoint", help="pretraining checkpoint (sets checkpoint=...)")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+
+    p = _add(sub, "reconstruct", _cmd_reconstruct, "PNG of input | masked | reconstruction",
+             "Write a reconstruction picture. For norm_pix models the hidden patches are mapped back with "
+             "the input patch's own mean/variance (said in the picture), and the normalized prediction "
+             "is shown too.\n\nExample: anymae reconstruct --checkpoint runs/x/last.pt --input photos/ --out recon.png")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--input", help="an image file or a folder; default: the run's own data (evaluation split)")
+    p.add_argument("--out", default="reconstruction.png")
+    p.add_argument("--num", type=int, default=8, help="samples (rows)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the masks")
+    p.add_argument("overrides", nargs="*", metavar="data.key=value", help="change the data section")
+
+    p = _add(sub, "export", _cmd_export, "export weights (timm, safetensors, official MAE)",
+             "Export: 'timm' = encoder state dict for timm's VisionTransformer (strict load), 'safetensors' = "
+             "the same as safetensors with the config in its metadata, 'official' = the full MAE in the "
+             "facebookresearch/mae release format.")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--format", choices=["timm", "safetensors", "official"], default="timm")
+    p.add_argument("--out", required=True)
+
+    p = _add(sub, "info", _cmd_info, "list modalities, presets, parameter counts, data sources",
+             "List registered models (with trainable parameter counts) and data sources.")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'mae_vit_*'")
+
+    p = _add(sub, "demo", _cmd_demo, "pretrain a tiny MAE on real photos, evaluate, draw",
+             "Pretrain a tiny image MAE on crops of real photographs for a few minutes on the CPU, then "
+             "compare it with the same encoder at random init (held-out reconstruction, k-NN, linear "
+             "probe) and write reconstruction and embedding pictures.")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--minutes", type=float, default=4.0, help="pretraining time budget")
+    p.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .core.config import ConfigError
+
+    try:
+        return args.fn(args)
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"anymae {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""A classifier on a pretrained MAE encoder, for every modality (MAE ``models_vit.py``).
+
+The classifier keeps the MAE's tokenizer and encoder (the decoder is dropped) and adds a head:
+
+- ``pool="mean"`` (MAE's default "global pool"): encoder on all tokens, mean over the non-prefix
+  tokens WITHOUT the encoder's final norm, then ``fc_norm`` (a fresh LayerNorm, eps 1e-6), then
+  ``head``. The encoder's final norm is unused in this mode; it is kept (so pretraining checkpoints
+  load with an exact key match) but frozen, so that it is neither optimized nor reported as an
+  unused parameter by DDP.
+- ``pool="cls"``: encoder with its final norm, the cls token's output, ``head``.
+
+``head`` is a Linear with weight ~ trunc_normal(std=2e-5) and zero bias (MAE). Parameter names
+are ``tokenizer.*``, ``encoder.*``, ``fc_norm.*`` and ``head.*``, so the layer-wise lr decay of
+:mod:`anymae.tasks.optim` applies unchanged (tokenizer / cls -> layer 0, ``encoder.blocks.k`` ->
+k+1, final norm, fc_norm and head -> ``depth + 1``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from torch import Tensor, nn
+
+from anymae.core.model import MaskedAutoencoder
+from anymae.core.registry import create_model
+from anymae.tasks.checkpoint import CheckpointError, compare_keys, load_checkpoint
+
+Pool = Literal["mean", "cls"]
+POOLS: tuple[str, ...] = ("mean", "cls")
+BODY_PREFIXES: tuple[str, ...] = ("tokenizer.", "encoder.")
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_pretrained` did.
+
+    Attributes:
+        loaded: classifier keys filled from the checkpoint (all ``tokenizer.*`` / ``encoder.*``).
+        skipped: checkpoint keys outside the tokenizer and encoder (e.g. ``decoder.*``), ignored.
+        fresh: classifier keys left at their initialization (``fc_norm.*``, ``head.*``).
+    """
+
+    loaded: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    fresh: list[str] = field(default_factory=list)
+
+
+class Classifier(nn.Module):
+    """Pretrained MAE encoder + pooling + linear head, mapping a modality batch to B×C logits.
+
+    Build it with :meth:`from_mae`. The constructor takes ``body`` as is: its tokenizer and
+    encoder become this module's ``tokenizer`` and ``encoder`` (shared, not copied), and its
+    ``features`` method is the forward path; its decoder is never used.
+
+    Args:
+        body: the MaskedAutoencoder providing tokenizer, encoder and ``features``.
+        num_classes: C, the number of output logits.
+        pool: "mean" (mean of tokens without final norm, then fc_norm) or "cls".
+        head_init_std: std of the head's trunc_normal weight init (MAE: 2e-5).
+    """
+
+    def __init__(
+        self, body: MaskedAutoencoder, num_classes: int, *, pool: Pool = "mean", head_init_std: float = 2e-5
+    ) -> None:
+        super().__init__()
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"Classifier: num_classes={num_classes!r}: expected an int >= 1")
+        if pool not in POOLS:
+            raise ValueError(f"Classifier: pool={pool!r}: expected one of {POOLS}")
+        if pool == "cls" and body.encoder.cls_token is None:
+            raise ValueError("Classifier: pool='cls' but the encoder has no cls token; use pool='mean'")
+        if head_init_std <= 0:
+            raise ValueError(f"Classifier: head_init_std={head_init_std!r}: expected > 0")
+        # Not registered as a submodule: its tokenizer/encoder are registered below under their own
+        # names, so parameter names stay `tokenizer.*` / `encoder.*` (layer-decay ids, checkpoints).
+        object.__setattr__(self, "_body", body)
+        self.tokenizer = body.tokenizer
+        self.encoder = body.encoder
+        self.pool: Pool = pool
+        self.num_classes = num_classes
+        dim = body.encoder.dim
+        self.fc_norm: nn.Module = nn.LayerNorm(dim, eps=1e-6) if pool == "mean" else nn.Identity()
+        if pool == "mean":
+            self.encoder.norm.requires_grad_(False)  # unused without the final norm (see module doc)
+        self.head = nn.Linear(dim, num_classes)
+        nn.init.trunc_normal_(self.head.weight, std=head_init_std)
+        nn.init.zeros_(self.head.bias)
+        self.config: dict[str, Any] = {
+            "model": dict(body.config),
+            "num_classes": num_classes,
+            "pool": pool,
+            "head_init_std": head_init_std,
+        }
+
+    @classmethod
+    def from_mae(
+        cls,
+        mae: MaskedAutoencoder,
+        num_classes: int,
+        *,
+        pool: Pool = "mean",
+        drop_path: float = 0.1,
+        head_init_std: float = 2e-5,
+    ) -> Classifier:
+        """A classifier with ``mae``'s tokenizer and encoder weights and stochastic depth ``drop_path``.
+
+        The MAE is rebuilt from ``mae.config`` with ``drop_path`` overridden (the rate rises
+        linearly over the blocks up to ``drop_path``), then the tokenizer and encoder tensors are
+        copied over with an exact key check. ``mae`` itself is not modified or shared.
+
+        Args:
+            mae: a pretrained MaskedAutoencoder built by ``anymae.create_model``.
+            num_classes: C.
+            pool: "mean" or "cls".
+            drop_path: stochastic-depth rate of the last block (MAE ViT-B: 0.1).
+            head_init_std: std of the head's weight init.
+
+        Raises:
+            ValueError: ``mae.config`` lacks the preset name.
+            CheckpointError: the rebuilt tokenizer / encoder do not match ``mae``'s keys.
+        """
+        config = dict(mae.config)
+        name = config.pop("name", None)
+        if not name:
+            raise ValueError(
+                "Classifier.from_mae: mae.config has no 'name'; build the MAE with anymae.create_model "
+                "so that it can be rebuilt with drop_path"
+            )
+        body = create_model(name, **{**config, "drop_path": drop_path})
+        body.decoder = None  # the classifier never decodes; free its memory
+        classifier = cls(body, num_classes, pool=pool, head_init_std=head_init_std)
+        classifier.load_body_state(mae.state_dict(), source=f"MaskedAutoencoder {name!r}")
+        return classifier
+
+    def forward(self, x: Any) -> Tensor:
+        """Logits for a modality batch.
+
+        Args:
+            x: the modality batch (e.g. B×C×H×W images), as the MAE takes it.
+
+        Returns:
+            B×num_classes logits.
+        """
+        feats = self._body.features(x, final_norm=self.pool == "cls")
+        pooled = self.fc_norm(feats.pooled(self.pool))  # B×D (fc_norm is Identity for "cls")
+        return self.head(pooled)
+
+    def no_weight_decay(self) -> set[str]:
+        """Names exempt from weight decay in fine-tuning: cls / register tokens, learned positions."""
+        params = dict(self.named_parameters())
+        names = {"encoder.cls_token", "encoder.reg_token"} | {n for n in params if "pos_embed" in n}
+        return {n for n in names if n in params}
+
+    def load_body_state(self, state: Mapping[str, Tensor], *, source: str) -> LoadReport:
+        """Copy the ``tokenizer.*`` / ``encoder.*`` tensors of ``state`` into this classifier.
+
+        Every tokenizer / encoder key of the classifier must be in ``state`` with the same shape,
+        and ``state`` may hold no tokenizer / encoder key that the classifier lacks; other keys
+        (``decoder.*``, a previous head) are skipped.
+
+        Args:
+            state: a state dict with MaskedAutoencoder / Classifier parameter names.
+            source: what ``state`` came from (a file path), for error messages.
+
+        Raises:
+            CheckpointError: naming the missing, unexpected and mis-shaped keys.
+        """
+        def outside_body(key: str) -> bool:
+            return not key.startswith(BODY_PREFIXES)
+
+        report = compare_keys(self, state, ignore=outside_body)
+        body = {k: v for k, v in state.items() if not outside_body(k)}
+        if not body:
+            raise CheckpointError(
+                f"{source}: holds no 'tokenizer.*' / 'encoder.*' keys (first keys: {sorted(state)[:5]}); "
+                "expected anymae MaskedAutoencoder parameter names"
+            )
+        if not report.ok:
+            raise CheckpointError(
+                f"{source}: the tokenizer/encoder weights do not match this classifier:\n{report.describe()}"
+            )
+        self.load_state_dict(body, strict=False)
+        own = self.state_dict().keys()
+        return LoadReport(
+            loaded=sorted(body),
+            skipped=sorted(k for k in report.ignored if k in state),
+            fresh=sorted(k for k in report.ignored if k in own and k not in state),
+        )
+
+
+def load_pretrained(classifier: Classifier, path: str | Path) -> LoadReport:
+    """Load the tokenizer and encoder of an anymae pretraining checkpoint into ``classifier``.
+
+    Reads ``path`` with :func:`anymae.tasks.checkpoint.load_checkpoint` and uses its ``"model"``
+    state dict; only ``tokenizer.*`` / ``encoder.*`` keys are kept (the decoder is skipped) and
+    ``fc_norm.*`` / ``head.*`` stay freshly initialized.
+
+    Args:
+        classifier: the classifier to fill in place.
+        path: the checkpoint file (e.g. ``<run>/last.pt``).
+
+    Returns:
+        LoadReport naming the loaded, skipped and fresh keys.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointError: the file is unreadable or holds no ``"model"`` state dict, or its tokenizer /
+            encoder keys do not match the classifier exactly (missing, unexpected and mis-shaped keys
+            are named).
+    """
+    state = load_checkpoint(path)
+    model_state = state.get("model") if isinstance(state, Mapping) else None
+    if not isinstance(model_state, Mapping):
+        found = sorted(state) if isinstance(state, Mapping) else type(state).__name__
+        raise CheckpointError(f"{path}: expected an anymae checkpoint with a 'model' state dict, found {found}")
+    return classifier.load_body_state(model_state, source=str(path))

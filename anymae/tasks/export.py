@@ -1,0 +1,63 @@
+"""Export a pretrained model: the encoder for timm (state dict or safetensors), or the official MAE format.
+
+    anymae export --checkpoint runs/x/last.pt --format timm --out encoder.pth
+    vit = timm.create_model("vit_base_patch16_224", pretrained=False, **timm_kwargs(config))
+    vit.load_state_dict(torch.load("encoder.pth"), strict=True)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from safetensors.torch import save_file
+
+from .checkpoint import save_checkpoint
+from .interop import anymae_to_official_mae, export_timm_encoder
+
+ExportFormat = Literal["timm", "safetensors", "official"]
+
+
+def timm_kwargs(config: dict[str, Any]) -> dict[str, Any]:
+    """Arguments that make `timm.create_model("vit_base_patch16_224", **kwargs)` match an image encoder."""
+    if "patch_size" not in config or "img_size" not in config:
+        raise ValueError(f"model {config.get('name')!r} is not an image ViT; timm export covers image models")
+    size = config["img_size"]
+    return {
+        "img_size": size if isinstance(size, int) else tuple(size),
+        "patch_size": config["patch_size"],
+        "in_chans": config["in_chans"],
+        "embed_dim": config["embed_dim"],
+        "depth": config["depth"],
+        "num_heads": config["num_heads"],
+        "mlp_ratio": config["mlp_ratio"],
+        "qkv_bias": config["qkv_bias"],
+        "num_classes": 0,
+    }
+
+
+def export_model(model: Any, out: str | os.PathLike[str], fmt: ExportFormat = "timm") -> Path:
+    """Write `model`'s weights in `fmt`; returns the path. Every write is atomic."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "official":
+        return save_checkpoint(out, {"model": anymae_to_official_mae(model.state_dict())})
+    kwargs = timm_kwargs(model.config)
+    state = export_timm_encoder(model)
+    if fmt == "timm":
+        return save_checkpoint(out, state)
+    if fmt == "safetensors":
+        meta = {"format": "timm VisionTransformer", "timm_kwargs": json.dumps(kwargs), "anymae_config": json.dumps(model.config)}
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file({k: v.contiguous() for k, v in state.items()}, tmp, metadata=meta)
+            os.replace(tmp, out)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return out
+    raise ValueError(f"unknown export format {fmt!r}; expected timm, safetensors or official")

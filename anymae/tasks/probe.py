@@ -1,0 +1,111 @@
+"""Probing a frozen encoder: features once, then k-NN, linear and attentive probes on them.
+
+Protocols (see their modules): `knn` weighted k-NN (cosine, T 0.07, k 20); `linear` MAE's linear
+probe (BatchNorm without affine + Linear, LARS, blr 0.1 by default); `attentive` the
+efficient-probing (EP) multi-query attention pooling + the same BN + Linear head. Every number is
+the final-epoch test accuracy; nothing is selected on the test split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..core.config import load_config
+from ..datasets.sources import build_dataset
+from .features import FeatureSet, extract_features
+from .probe_attentive import attentive_probe
+from .probe_knn import knn_probe
+from .probe_linear import linear_probe
+
+Protocol = Literal["knn", "linear", "attentive"]
+
+
+@dataclass
+class ProbeSettings:
+    """How the probes are trained (defaults: the MAE / EP references)."""
+
+    protocols: list[str] = field(default_factory=lambda: ["knn", "linear"])
+    pool: Literal["cls", "mean"] = "cls"
+    epochs: int = 90
+    warmup_epochs: int = 10
+    batch_size: int = 256
+    optimizer: Literal["lars", "adamw"] = "lars"
+    blr: float | None = None
+    k: int = 20
+    temperature: float = 0.07
+    num_queries: int = 32
+    seed: int = 0
+
+
+@dataclass
+class ProbeConfig:
+    """`anymae probe`: a checkpoint, labelled data, and the probe settings."""
+
+    checkpoint: str
+    data: dict[str, Any]
+    test_data: dict[str, Any] | None = None  # default: `data` with its test split
+    probe: ProbeSettings = field(default_factory=ProbeSettings)
+    device: str = "auto"
+    num_workers: int = 2
+    out: str | None = None  # also write the results as JSON here
+
+
+def _features(model: nn.Module, data: Dataset, pooling: str, device: torch.device, workers: int) -> FeatureSet:
+    loader = DataLoader(data, batch_size=128, shuffle=False, num_workers=workers)
+    return extract_features(model, loader, pooling=pooling, device=device, progress=True)  # type: ignore[arg-type]
+
+
+def probe_encoder(
+    model: nn.Module,
+    train: Dataset,
+    test: Dataset,
+    settings: ProbeSettings,
+    *,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+) -> dict[str, float]:
+    """Top-1 (%) of each requested protocol; features are extracted once per pooling kind."""
+    unknown = sorted(set(settings.protocols) - {"knn", "linear", "attentive"})
+    if unknown:
+        raise ValueError(f"unknown probe protocol(s) {unknown}; expected knn, linear or attentive")
+    device = torch.device(device)
+    results: dict[str, float] = {}
+    if {"knn", "linear"} & set(settings.protocols):
+        tr, te = (_features(model, d, settings.pool, device, num_workers) for d in (train, test))
+        if "knn" in settings.protocols:
+            results["knn"] = knn_probe(tr, te, k=min(settings.k, len(tr)), temperature=settings.temperature)
+        if "linear" in settings.protocols:
+            results["linear"] = linear_probe(
+                tr, te, epochs=settings.epochs, warmup_epochs=settings.warmup_epochs,
+                batch_size=settings.batch_size, blr=settings.blr, optimizer=settings.optimizer, seed=settings.seed,
+            ).top1
+    if "attentive" in settings.protocols:
+        tr, te = (_features(model, d, "tokens", device, num_workers) for d in (train, test))
+        results["attentive"] = attentive_probe(
+            tr, te, num_queries=settings.num_queries, epochs=settings.epochs,
+            warmup_epochs=settings.warmup_epochs, batch_size=settings.batch_size, blr=settings.blr,
+            optimizer=settings.optimizer, seed=settings.seed,
+        ).top1
+    return results
+
+
+def run_probe(cfg: ProbeConfig) -> dict[str, float]:
+    """Load the checkpoint's encoder, build the labelled splits, probe."""
+    from .distributed import resolve_device
+    from .pretrain import load_pretrained
+
+    model = load_pretrained(cfg.checkpoint)
+    train = build_dataset(cfg.data, split="train", augment=False, model_config=model.config)
+    test = build_dataset(cfg.test_data or cfg.data, split="test", augment=False, model_config=model.config)
+    return probe_encoder(
+        model, train, test, cfg.probe, device=resolve_device(cfg.device), num_workers=cfg.num_workers  # type: ignore[arg-type]
+    )
+
+
+def load_probe_config(path: str | None, overrides: list[str]) -> ProbeConfig:
+    return load_config(ProbeConfig, path, overrides)

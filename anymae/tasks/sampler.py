@@ -1,0 +1,89 @@
+"""Data order: a per-epoch permutation that depends only on (seed, epoch), sharded across ranks.
+
+Optimizer step ``s`` of an epoch consumes ``accum_iter`` global micro-batches of
+``batch_size × world_size`` consecutive positions of the epoch's permutation; rank ``r`` takes
+positions ``[r·batch_size, (r+1)·batch_size)`` of each. So the union over ranks of a step's
+samples is exactly the one-process batch of ``batch_size × world_size``, and a resumed run
+starts at the right position without saving any sampler state. The tail that does not fill an
+optimizer step is dropped (as MAE's ``drop_last=True``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import Sampler
+
+
+def mix_seed(*values: int) -> int:
+    """A well-mixed 63-bit seed from integers (e.g. ``(seed, epoch)`` or ``(seed, step, rank)``)."""
+    digest = hashlib.blake2b(struct.pack(f"<{len(values)}q", *values), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def epoch_permutation(num_samples: int, seed: int, epoch: int) -> torch.Tensor:
+    """The data order of ``epoch``: a permutation of ``range(num_samples)`` (int64, shape [num_samples])."""
+    generator = torch.Generator().manual_seed(mix_seed(seed, epoch))
+    return torch.randperm(num_samples, generator=generator)
+
+
+def steps_per_epoch(num_samples: int, batch_size: int, world_size: int = 1, accum_iter: int = 1) -> int:
+    """Optimizer steps per epoch: ``num_samples // (batch_size × world_size × accum_iter)``.
+
+    Raises:
+        ValueError: the dataset is smaller than one optimizer step's samples.
+    """
+    per_step = batch_size * world_size * accum_iter
+    if num_samples < per_step:
+        raise ValueError(
+            f"the dataset has {num_samples} samples, fewer than one optimizer step needs "
+            f"(batch_size {batch_size} × world_size {world_size} × accum_iter {accum_iter} = {per_step})"
+        )
+    return num_samples // per_step
+
+
+class ShardedBatchSampler(Sampler[list[int]]):
+    """One rank's micro-batches (lists of dataset indices) for one epoch, from ``start_step`` on.
+
+    Args:
+        num_samples: dataset length.
+        batch_size: samples per micro-batch per rank.
+        world_size: number of ranks.
+        rank: this rank.
+        accum_iter: micro-batches per optimizer step.
+        seed: run seed.
+        epoch: the epoch whose permutation to use.
+        start_step: first optimizer step (within the epoch) to yield; earlier ones are skipped.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        *,
+        world_size: int = 1,
+        rank: int = 0,
+        accum_iter: int = 1,
+        seed: int = 0,
+        epoch: int = 0,
+        start_step: int = 0,
+    ) -> None:
+        self.num_samples, self.batch_size = num_samples, batch_size
+        self.world_size, self.rank, self.accum_iter = world_size, rank, accum_iter
+        self.seed, self.epoch, self.start_step = seed, epoch, start_step
+        self.steps = steps_per_epoch(num_samples, batch_size, world_size, accum_iter)
+        if not 0 <= start_step <= self.steps:
+            raise ValueError(f"start_step={start_step} is outside the epoch's {self.steps} steps")
+
+    def __len__(self) -> int:
+        return (self.steps - self.start_step) * self.accum_iter
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = epoch_permutation(self.num_samples, self.seed, self.epoch)
+        global_batch = self.batch_size * self.world_size
+        for micro in range(self.start_step * self.accum_iter, self.steps * self.accum_iter):
+            first = micro * global_batch + self.rank * self.batch_size
+            yield order[first : first + self.batch_size].tolist()

@@ -1,0 +1,115 @@
+"""Configs of the training engine: the optimizer recipe and how a run is executed.
+
+Both are plain dataclasses (`anymae.core.config.from_dict` / `to_dict` read and write them);
+their defaults are MAE's pretraining recipe (blr 1.5e-4, AdamW (0.9, 0.95), wd 0.05,
+40 warmup epochs of 800).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+def _check(cond: bool, name: str, value: object, expected: str) -> None:
+    if not cond:
+        raise ValueError(f"{name}={value!r}: expected {expected}")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW, lr scaling and the warmup + half-cycle cosine schedule.
+
+    Attributes:
+        blr: base lr; the absolute lr is ``blr * eff_batch / 256`` with
+            ``eff_batch = batch_size * accum_iter * world_size``.
+        lr: absolute lr; when set it overrides ``blr``.
+        min_lr: lr at the end of the cosine.
+        weight_decay: AdamW decoupled weight decay (biases and 1-D params get 0).
+        betas: AdamW betas.
+        epochs: length of the schedule in epochs.
+        warmup_epochs: linear warmup from 0, in epochs.
+        batch_size: samples per micro-batch per process.
+        accum_iter: micro-batches accumulated per optimizer step.
+        clip_grad: max global grad norm; None = no clipping.
+        decay_tokens: True = MAE pretraining (cls / mask tokens decayed); False also excludes the
+            names in ``model.no_weight_decay()`` from weight decay.
+        layer_decay: layer-wise lr decay (fine-tuning); None = off.
+    """
+
+    blr: float = 1.5e-4
+    lr: float | None = None
+    min_lr: float = 0.0
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    epochs: int = 800
+    warmup_epochs: int = 40
+    batch_size: int = 64
+    accum_iter: int = 1
+    clip_grad: float | None = None
+    decay_tokens: bool = True
+    layer_decay: float | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.blr > 0, "blr", self.blr, "> 0")
+        _check(self.lr is None or self.lr > 0, "lr", self.lr, "None or > 0")
+        _check(self.min_lr >= 0, "min_lr", self.min_lr, ">= 0")
+        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
+        _check(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas", self.betas,
+               "two values in [0, 1)")
+        _check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
+        _check(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", self.warmup_epochs,
+               f"between 0 and epochs={self.epochs}")
+        _check(self.batch_size >= 1, "batch_size", self.batch_size, ">= 1")
+        _check(self.accum_iter >= 1, "accum_iter", self.accum_iter, ">= 1")
+        _check(self.clip_grad is None or self.clip_grad > 0, "clip_grad", self.clip_grad, "None or > 0")
+        _check(self.layer_decay is None or 0 < self.layer_decay <= 1, "layer_decay", self.layer_decay,
+               "None or in (0, 1]")
+
+
+@dataclass
+class RunConfig:
+    """Where and how a training run executes.
+
+    Attributes:
+        out_dir: run directory (config.yaml, metrics.csv, last.pt, tensorboard/).
+        seed: the one seed of data order, masks (via per-sample seeds) and dropout.
+        ckpt_every: write ``last.pt`` every this many optimizer steps (and at the end).
+        log_every: append a metrics row every this many optimizer steps.
+        max_steps: stop after this many optimizer steps (smoke runs); the lr schedule still
+            spans ``epochs``.
+        precision: "auto" = bf16 autocast on CUDA devices that support it, else fp32.
+        device: "auto" = CUDA when available (``cuda:LOCAL_RANK``), else CPU.
+        num_workers: DataLoader worker processes.
+        on_nan: "stop" raises on a non-finite loss; "skip" drops that update and counts it.
+        resume: continue from ``out_dir/last.pt`` when it exists.
+        tensorboard: also write scalars to ``out_dir/tensorboard``.
+        strategy: multi-process wrapper, "ddp" or "fsdp" (ignored in one process).
+        keep_step_checkpoints: also keep ``step_XXXXXX.pt`` beside the rolling ``last.pt``.
+    """
+
+    out_dir: str
+    seed: int = 0
+    ckpt_every: int = 1000
+    log_every: int = 10
+    max_steps: int | None = None
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_workers: int = 4
+    on_nan: Literal["stop", "skip"] = "stop"
+    resume: bool = False
+    tensorboard: bool = True
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    keep_step_checkpoints: bool = False
+
+    def __post_init__(self) -> None:
+        _check(bool(str(self.out_dir)), "out_dir", self.out_dir, "a directory path")
+        _check(self.ckpt_every >= 1, "ckpt_every", self.ckpt_every, ">= 1")
+        _check(self.log_every >= 1, "log_every", self.log_every, ">= 1")
+        _check(self.max_steps is None or self.max_steps >= 1, "max_steps", self.max_steps, "None or >= 1")
+        _check(self.precision in ("auto", "fp32", "bf16"), "precision", self.precision,
+               "'auto', 'fp32' or 'bf16'")
+        _check(self.device in ("auto", "cpu", "cuda"), "device", self.device, "'auto', 'cpu' or 'cuda'")
+        _check(self.num_workers >= 0, "num_workers", self.num_workers, ">= 0")
+        _check(self.on_nan in ("stop", "skip"), "on_nan", self.on_nan, "'stop' or 'skip'")
+        _check(self.strategy in ("ddp", "fsdp"), "strategy", self.strategy, "'ddp' or 'fsdp'")
