@@ -33,15 +33,12 @@ class DistInfo:
         world_size: number of processes (1 in one process).
         local_rank: rank on this machine (selects the CUDA device).
         device: the device this process computes on.
-        owns_group: True when ``init_distributed`` created the process group (and so must
-            destroy it in ``shutdown``).
     """
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
-    owns_group: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -78,8 +75,9 @@ def resolve_device(kind: Literal["auto", "cpu", "cuda"], local_rank: int = 0) ->
 def init_distributed(device_kind: Literal["auto", "cpu", "cuda"] = "auto") -> DistInfo:
     """Join the torchrun job described by RANK / WORLD_SIZE / LOCAL_RANK (gloo on CPU, nccl on CUDA).
 
-    Without WORLD_SIZE (a plain ``python`` run) returns a one-process ``DistInfo``. An
-    already-initialized process group is reused (and left to its owner to destroy).
+    Without WORLD_SIZE (a plain ``python`` run) returns a one-process ``DistInfo``. Idempotent:
+    the process group is created once per process and reused by later calls (so one script may
+    train several times); ``shutdown()`` destroys it at the end of the script.
     """
     world = _env_int("WORLD_SIZE")
     rank, local_rank = _env_int("RANK") or 0, _env_int("LOCAL_RANK") or 0
@@ -88,18 +86,20 @@ def init_distributed(device_kind: Literal["auto", "cpu", "cuda"] = "auto") -> Di
         return DistInfo(device=device)
     if not 0 <= rank < world:
         raise ValueError(f"RANK={rank} is outside WORLD_SIZE={world}")
-    owns = False
     if not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        owns = True
-    return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=device, owns_group=owns)
+    return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=device)
 
 
-def shutdown(info: DistInfo) -> None:
-    """Destroy the process group if ``init_distributed`` created it."""
-    if info.owns_group and dist.is_initialized():
+def shutdown() -> None:
+    """Destroy the process group, if any (call once, at the end of a torchrun script).
+
+    Not done inside ``train``: destroying and re-creating a group in one process races on the
+    rendezvous keys (gloo then fails with "Connection closed by peer").
+    """
+    if dist.is_initialized():
         dist.destroy_process_group()
 
 

@@ -17,14 +17,14 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from anymae.core.config import dump_yaml, to_dict
 
@@ -37,26 +37,15 @@ from .checkpoint import (
     save_checkpoint,
     step_filename,
 )
-from .distributed import (
-    DistInfo,
-    full_state,
-    grad_sync,
-    init_distributed,
-    load_full_state,
-    mean_over_ranks,
-    shutdown,
-    unwrap,
-    wrap_model,
-)
+from .distributed import DistInfo, full_state, init_distributed, load_full_state, mean_over_ranks, unwrap, wrap_model
 from .logging import MetricsLogger, progress_bar
 from .optim import build_optimizer
-from .sampler import ShardedBatchSampler, mix_seed, steps_per_epoch
+from .sampler import mix_seed, steps_per_epoch
 from .schedule import absolute_lr, lr_at, set_lr
+from .steps import Objective, accumulate, autocast_dtype, epoch_batches
 from .train_config import OptimConfig, RunConfig
 
 log = logging.getLogger(__name__)
-
-Objective = Callable[[nn.Module, Any], tuple[Tensor, Mapping[str, Any]]]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -88,80 +77,6 @@ def pretrain_objective(model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, 
     return model(x, seeds=seeds).loss, {}
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """bf16 for "bf16", or for "auto" on a CUDA device that supports it; None = fp32."""
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16
-    return None
-
-
-def _to_device(batch: Any, device: torch.device) -> Any:
-    """``batch`` with every tensor (inside tuples / lists / dicts) moved to ``device``."""
-    if isinstance(batch, Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(b, device) for b in batch)
-    if isinstance(batch, Mapping):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    return batch
-
-
-def _epoch_batches(
-    dataset: Dataset, optim_cfg: OptimConfig, run_cfg: RunConfig, info: DistInfo, epoch: int, start_step: int
-) -> Iterator[Any]:
-    """This rank's micro-batches of ``epoch`` from optimizer step ``start_step`` (within the epoch) on."""
-    if hasattr(dataset, "set_epoch"):
-        dataset.set_epoch(epoch)
-    sampler = ShardedBatchSampler(
-        len(dataset),
-        optim_cfg.batch_size,
-        world_size=info.world_size,
-        rank=info.rank,
-        accum_iter=optim_cfg.accum_iter,
-        seed=run_cfg.seed,
-        epoch=epoch,
-        start_step=start_step,
-    )
-    loader = DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=run_cfg.num_workers,
-        pin_memory=info.device.type == "cuda",
-        generator=torch.Generator().manual_seed(mix_seed(run_cfg.seed, epoch, info.rank)),  # worker seeds
-    )
-    return iter(loader)
-
-
-def _accumulate(
-    model: nn.Module,
-    batches: Iterator[Any],
-    objective: Objective,
-    accum_iter: int,
-    device: torch.device,
-    amp: torch.dtype | None,
-) -> tuple[Tensor, list[str]]:
-    """Forward + backward ``accum_iter`` micro-batches; grads are synced on the last one only.
-
-    Returns:
-        (values [1 + M]: loss then the objective's M metrics, each averaged over micro-batches;
-        their names)
-    """
-    total: Tensor | None = None
-    names: list[str] = []
-    for micro in range(accum_iter):
-        batch = _to_device(next(batches), device)
-        with grad_sync(model, enabled=micro == accum_iter - 1):
-            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-                loss, metrics = objective(model, batch)
-            (loss / accum_iter).backward()
-        names = ["loss", *metrics]
-        extra = [torch.as_tensor(v, dtype=torch.float32, device=device).detach() for v in metrics.values()]
-        values = torch.stack([loss.detach().float(), *extra])  # [1 + M]
-        total = values if total is None else total + values
-    assert total is not None
-    return total / accum_iter, names
-
-
 def _save(
     out_dir: Path,
     model: nn.Module,
@@ -189,12 +104,14 @@ def _restore(
     if path is None:
         return {}
     ckpt = load_checkpoint(path)
-    if ckpt["run"]["samples_per_step"] != run_info["samples_per_step"]:
-        raise CheckpointError(
-            f"cannot resume from '{path}': it was trained with {ckpt['run']['samples_per_step']} samples per "
-            f"optimizer step, this run has {run_info['samples_per_step']} (batch_size × accum_iter × world_size); "
-            "the data order and lr would differ"
-        )
+    same = {"samples_per_step": "batch_size × accum_iter × world_size", "steps_per_epoch": "the dataset size"}
+    for key, what in same.items():
+        was, now = ckpt.get("run", {}).get(key), run_info[key]
+        if was != now:
+            raise CheckpointError(
+                f"cannot resume from '{path}': it was trained with {key}={was}, this run has {now} ({what}); "
+                "the data order and the lr schedule would differ"
+            )
     report = compare_keys(unwrap(model), ckpt["model"])
     if not report.ok:
         raise CheckpointError(f"cannot resume from '{path}': its model does not match:\n{report.describe()}")
@@ -214,6 +131,9 @@ def train(
 ) -> TrainResult:
     """Train ``model`` on ``dataset`` by minimizing ``objective`` (one process, or one torchrun rank).
 
+    Under torchrun the process group is created on the first call and kept for later calls;
+    end the script with ``anymae.tasks.distributed.shutdown()``.
+
     Args:
         model: the bare model (it is moved to the device and wrapped here).
         dataset: map-style dataset; ``set_epoch(e)`` is called when it has one.
@@ -232,10 +152,7 @@ def train(
         FileExistsError: ``out_dir`` already holds a checkpoint and ``resume`` is False.
     """
     info = init_distributed(run_cfg.device)
-    try:
-        return _train(model, dataset, objective, optim_cfg, run_cfg, to_dict(full_config), info)
-    finally:
-        shutdown(info)
+    return _train(model, dataset, objective, optim_cfg, run_cfg, to_dict(full_config), info)
 
 
 def _train(
@@ -292,7 +209,7 @@ def _train(
         for it in range(start, total):  # `it` is 0-based; `step` = it + 1 = optimizer steps done
             epoch, step_in_epoch = divmod(it, per_epoch)
             if it == start or step_in_epoch == 0:
-                batches = _epoch_batches(dataset, optim_cfg, run_cfg, info, epoch, step_in_epoch)
+                batches = epoch_batches(dataset, optim_cfg, run_cfg, info, epoch, step_in_epoch)
             torch.manual_seed(mix_seed(run_cfg.seed, it, info.rank))  # dropout / drop-path
             lr = lr_at(
                 it,
@@ -303,7 +220,7 @@ def _train(
                 iters_per_epoch=per_epoch,
             )
             set_lr(optimizer, lr)
-            values, names = _accumulate(wrapped, batches, objective, optim_cfg.accum_iter, info.device, amp)
+            values, names = accumulate(wrapped, batches, objective, optim_cfg.accum_iter, info.device, amp)
             stats = dict(zip(names, mean_over_ranks(values).tolist()))
             loss, step = stats["loss"], it + 1
             if math.isfinite(loss):

@@ -25,6 +25,7 @@ if __name__ == "__main__":  # run as a file: make the repo importable
 
 import anymae
 from anymae.datasets.seeding import SeededSamples
+from anymae.tasks.distributed import shutdown
 from anymae.tasks.engine import TrainResult, pretrain_objective, train
 from anymae.tasks.train_config import OptimConfig, RunConfig
 
@@ -95,25 +96,31 @@ def main(argv: Sequence[str] | None = None) -> list[TrainResult]:
     args = parse(argv)
     torch.set_num_threads(1)  # same float reduction order in every process
     strategies = args.strategy.split(",")
-    results = []
-    for strategy in strategies:
-        out_dir = args.out_dir if len(strategies) == 1 else str(Path(args.out_dir) / strategy)
-        optim = OptimConfig(
-            blr=2e-2, min_lr=1e-4, epochs=args.epochs, warmup_epochs=1,
-            batch_size=args.batch_size, accum_iter=args.accum, clip_grad=1.0,
-        )  # fmt: skip
-        run = RunConfig(
-            out_dir=out_dir, seed=7, ckpt_every=args.ckpt_every, log_every=1, max_steps=args.max_steps,
-            precision="fp32", device="cpu", num_workers=0, resume=args.resume, tensorboard=False,
-            strategy=strategy,
-        )  # fmt: skip
-        objective = pretrain_objective
-        if args.hang_at_step is not None:
-            objective = HangAt((args.hang_at_step - 1) * args.accum)
-        data = SeededSamples(NoisyPictures(), base_seed=7)
-        full = {"script": "tests/tasks/_train_script.py", "args": vars(args)}
-        results.append(train(tiny_model(args.drop_path), data, objective, optim, run, full_config=full))
+    try:  # under torchrun every train() call reuses the process group made by the first
+        results = [_run(args, strategy, len(strategies) > 1) for strategy in strategies]
+    finally:
+        shutdown()
     return results
+
+
+def _run(args: argparse.Namespace, strategy: str, subdir: bool) -> TrainResult:
+    """One training run with ``strategy``, into OUT_DIR (or OUT_DIR/<strategy> with ``subdir``)."""
+    out_dir = str(Path(args.out_dir) / strategy) if subdir else args.out_dir
+    optim = OptimConfig(
+        blr=2e-2, min_lr=1e-4, epochs=args.epochs, warmup_epochs=1,
+        batch_size=args.batch_size, accum_iter=args.accum, clip_grad=1.0,
+    )  # fmt: skip
+    run = RunConfig(
+        out_dir=out_dir, seed=7, ckpt_every=args.ckpt_every, log_every=1, max_steps=args.max_steps,
+        precision="fp32", device="cpu", num_workers=0, resume=args.resume, tensorboard=False,
+        strategy=strategy,
+    )  # fmt: skip
+    objective = pretrain_objective
+    if args.hang_at_step is not None:
+        objective = HangAt((args.hang_at_step - 1) * args.accum)
+    data = SeededSamples(NoisyPictures(), base_seed=7)
+    full = {"script": "tests/tasks/_train_script.py", "args": vars(args)}
+    return train(tiny_model(args.drop_path), data, objective, optim, run, full_config=full)
 
 
 if __name__ == "__main__":

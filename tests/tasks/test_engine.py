@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -9,9 +10,11 @@ import yaml
 
 from anymae.datasets.seeding import SeededSamples
 from anymae.tasks.checkpoint import CheckpointError, load_checkpoint
-from anymae.tasks.engine import NonFiniteLossError, autocast_dtype, pretrain_objective, train
+from anymae.tasks.engine import NonFiniteLossError, pretrain_objective, train
+from anymae.tasks.logging import MetricsLogger, read_metrics
 from anymae.tasks.sampler import ShardedBatchSampler, epoch_permutation, steps_per_epoch
 from anymae.tasks.schedule import lr_at
+from anymae.tasks.steps import autocast_dtype
 from anymae.tasks.train_config import OptimConfig, RunConfig
 from tests.tasks._train_script import NoisyPictures, main, tiny_model
 
@@ -33,9 +36,8 @@ def _losses(run_dir) -> dict[int, float]:
 
 def _run(tmp_path, objective=pretrain_objective, *, name="run", optim=None, **run):
     optim_cfg = OptimConfig(**{"blr": 2e-2, "epochs": 1, "warmup_epochs": 0, "batch_size": 8, **(optim or {})})
-    run_cfg = RunConfig(
-        out_dir=str(tmp_path / name), log_every=1, device="cpu", num_workers=0, tensorboard=False, **run
-    )
+    defaults = {"log_every": 1, "device": "cpu", "num_workers": 0, "tensorboard": False}
+    run_cfg = RunConfig(out_dir=str(tmp_path / name), **{**defaults, **run})
     data = SeededSamples(NoisyPictures(32), base_seed=0)
     return train(tiny_model(), data, objective, optim_cfg, run_cfg, full_config={"note": "test", "n": 1})
 
@@ -100,6 +102,13 @@ def test_accumulation_4x2_equals_8x1_in_the_updated_weights(tmp_path):
         torch.testing.assert_close(wa[key], wb[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
+def test_loader_workers_do_not_change_the_data(tmp_path):
+    # noise "augmentations" are drawn per sample from (seed, epoch, index), in whichever process
+    a = _run(tmp_path, name="w0", max_steps=4)
+    b = _run(tmp_path, name="w2", max_steps=4, num_workers=2)
+    assert _losses(a.out_dir) == _losses(b.out_dir)
+
+
 def test_nan_loss_stops_naming_the_step_and_last_finite_loss(tmp_path):
     with pytest.raises(NonFiniteLossError, match=r"non-finite loss \(nan\) at step 3 \(epoch 0\); "
                                                  r"last finite: loss [0-9.]+ at step 2"):  # fmt: skip
@@ -111,17 +120,19 @@ def test_nan_loss_skip_drops_the_update_and_counts_it(tmp_path):
     result = _run(tmp_path, _NanAt(2, 3), optim={"batch_size": 4, "accum_iter": 2}, on_nan="skip", max_steps=3)
     assert result.skipped_steps == 1  # both micro-batches of step 2
     losses = _losses(result.out_dir)
-    assert losses[2] != losses[2] and losses[1] == losses[1] and losses[3] == losses[3]  # NaN only at step 2; NaN grads were dropped
+    # NaN only at step 2; step 3 is finite, so step 2's NaN gradients never reached the weights
+    assert math.isnan(losses[2]) and math.isfinite(losses[1]) and math.isfinite(losses[3])
     with open(result.out_dir / "metrics.csv", newline="") as f:
         assert [float(r["calls"]) for r in csv.DictReader(f)] == [1.5, 3.5, 5.5]  # metrics are micro-means
     assert load_checkpoint(result.checkpoint)["skipped_steps"] == 1
 
 
-def test_resume_guards(tmp_path):
-    _run(tmp_path, max_steps=2)
+def test_resume_guards_and_step_files(tmp_path):
+    _run(tmp_path, max_steps=2, ckpt_every=1, keep_step_checkpoints=True)
+    assert sorted(p.name for p in (tmp_path / "run").glob("*.pt")) == ["last.pt", "step_000001.pt", "step_000002.pt"]
     with pytest.raises(FileExistsError, match="already holds a checkpoint; set resume=True"):
         _run(tmp_path, max_steps=2)
-    with pytest.raises(CheckpointError, match="trained with 8 samples per optimizer step, this run has 4"):
+    with pytest.raises(CheckpointError, match="trained with samples_per_step=8, this run has 4"):
         _run(tmp_path, optim={"batch_size": 4}, max_steps=4, resume=True)
     done = _run(tmp_path, max_steps=2, resume=True)  # nothing left to do
     assert done.step == 2 and list(_losses(done.out_dir)) == [1, 2]
@@ -136,3 +147,24 @@ def test_autocast_dtype_and_config_checks():
     with pytest.raises(ValueError, match="precision='fp16'"):
         RunConfig(out_dir="x", precision="fp16")
     assert dataclasses.asdict(OptimConfig())["betas"] == (0.9, 0.95)
+
+
+def test_metrics_logger_csv_append_and_tensorboard(tmp_path):
+    first = MetricsLogger(tmp_path, append=False, tensorboard=True)
+    first.log({"step": 1, "loss": 2.0, "lr": 0.1})
+    first.close()
+    resumed = MetricsLogger(tmp_path, append=True, tensorboard=False)
+    resumed.log({"step": 2, "lr": 0.2, "loss": float("nan"), "new_metric": 5.0})  # kept under the old header
+    resumed.close()
+    MetricsLogger(tmp_path, append=False, tensorboard=False, enabled=False).log({"step": 9})  # other ranks
+    with open(tmp_path / "metrics.csv", newline="") as f:
+        assert f.readline().strip() == "step,loss,lr"
+    rows = read_metrics(tmp_path / "metrics.csv")
+    assert rows[0] == {"step": 1.0, "loss": 2.0, "lr": 0.1} and rows[1]["lr"] == 0.2 and len(rows) == 2
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [(1, 2.0)]
+    MetricsLogger(tmp_path, append=False, tensorboard=False).close()  # a fresh run starts a new file
+    assert (tmp_path / "metrics.csv").read_text() == ""
