@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
              "compare it with the same encoder at random init (held-out reconstruction, k-NN, linear "
              "probe) and write reconstruction and embedding pictures.")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--minutes", type=float, default=4.0, help="pretraining time budget")
+    p.add_argument("--minutes", type=float, default=5.0, help="pretraining time budget")
     p.add_argument("--seed", type=int, default=0)
     return parser
 

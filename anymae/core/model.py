@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 from torch import Tensor, nn
@@ -148,21 +148,28 @@ class MaskedAutoencoder(nn.Module):
         p = self.encoder.num_prefix
         return Features(tokens=latent[:, p:], prefix=latent[:, :p], intermediates=inter)
 
-    def reconstruct(self, out: MAEOutput) -> tuple[Any, Any]:
-        """Pictures of one forward pass, in the modality's data space.
+    def reconstruct(self, out: MAEOutput, *, stats: Literal["own", "visible"] = "own") -> Any:
+        """The reconstruction of one forward pass in the modality's data space.
 
-        Returns (reconstruction, prediction_only): the first pastes the visible tokens' inputs
-        back and, for norm_pix models, maps predictions back with each hidden token's own
-        statistics (which reveals that token's mean and variance, so it is labelled as such);
-        the second shows predictions alone, in the normalized space where they were made.
+        Tokens the loss did not score are the input; scored tokens are the prediction. For
+        norm_pix models predictions are mapped back with per-token statistics taken from
+        `stats`: "own" uses each hidden token's own mean and variance (what MAE's visualizations
+        do; it reveals those two numbers of the answer), "visible" uses the average statistics of
+        the sample's visible tokens (nothing from the hidden token is used).
         """
-        raw = out.tokens.target
+        raw = out.tokens.target  # B×N×P
         pred = out.pred
         if self.target_norm is not None:
-            pred = self.target_norm.denormalize(pred, raw)
-        keep_input = (1 - out.loss_weight).unsqueeze(-1)  # B×N×1: 1 where not reconstructed
-        mixed = raw * keep_input + pred * (1 - keep_input)
-        return self.tokenizer.untokenize(mixed, out.tokens), self.tokenizer.untokenize(out.pred, out.tokens)
+            mean, scale = self.target_norm.stats(raw)  # B×N×P each
+            if stats == "visible":
+                vis = (1 - out.mask).unsqueeze(-1)  # B×N×1
+                mean = (mean * vis).sum(1, keepdim=True) / vis.sum(1, keepdim=True)  # B×1×P
+                scale = (scale * vis).sum(1, keepdim=True) / vis.sum(1, keepdim=True)
+            elif stats != "own":
+                raise ValueError(f"stats={stats!r}: expected 'own' or 'visible'")
+            pred = pred * scale + mean
+        scored = out.loss_weight.unsqueeze(-1)  # B×N×1
+        return self.tokenizer.untokenize(raw * (1 - scored) + pred * scored, out.tokens)
 
     def no_weight_decay(self) -> set[str]:
         """Names of tokens and learned position tables (timm's convention)."""

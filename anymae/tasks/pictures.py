@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ..core.model import MAEOutput, MaskedAutoencoder
 
-INPUT, MASKED, RECONSTRUCTION, PREDICTION = "input", "masked", "reconstruction", "prediction (normalized)"
+INPUT, MASKED, RECONSTRUCTION, PREDICTION = "input", "masked", "reconstruction", "prediction"
 
 _NORM_PIX_NOTE = "hidden tokens mapped back with the input token's own mean/variance (norm_pix)"
 
@@ -69,15 +69,8 @@ def panel_titles(model: MaskedAutoencoder) -> dict[str, str]:
     titles = {INPUT: "input", MASKED: "masked (hidden = gray)", RECONSTRUCTION: "reconstruction + visible"}
     if model.target_norm is not None:
         titles[RECONSTRUCTION] = f"reconstruction + visible; {_NORM_PIX_NOTE}"
-        titles[PREDICTION] = "prediction (normalized), each token rescaled for display"
+        titles[PREDICTION] = "reconstruction + visible; hidden tokens mapped back with the visible tokens' mean statistics (no leak)"
     return titles
-
-
-def _rescale_per_token(values: Tensor) -> Tensor:
-    """B×N×P -> B×N×P on [0, 1], min-max per token; constant tokens become 0.5."""
-    lo = values.amin(dim=-1, keepdim=True)  # B×N×1
-    span = values.amax(dim=-1, keepdim=True) - lo  # B×N×1
-    return torch.where(span > 0, (values - lo) / span.clamp_min(1e-12), torch.full_like(values, 0.5))
 
 
 def panels_from_output(
@@ -91,18 +84,14 @@ def panels_from_output(
     raw = tokens.target  # B×N×P
     hidden = out.mask.unsqueeze(-1)  # B×N×1, 1 = hidden from the encoder
     masked = raw * (1 - hidden) + fill(tokens, **opts) * hidden  # B×N×P
-    reconstruction, _ = model.reconstruct(out)
+    reconstruction = model.reconstruct(out, stats="own")
     panels = {
         INPUT: to_pictures(batch, **opts),
         MASKED: to_pictures(untokenize(masked, tokens), **opts),
         RECONSTRUCTION: to_pictures(reconstruction, **opts),
     }
     if model.target_norm is not None:
-        # The values of `model.reconstruct(out)[1]` (predictions in the normalized space), each
-        # token stretched to [black, white] so that its pattern is visible.
-        black, white = fill(tokens, 0.0, **opts), fill(tokens, 1.0, **opts)  # 1×1×P each
-        shown = black + _rescale_per_token(out.pred) * (white - black)  # B×N×P
-        panels[PREDICTION] = to_pictures(untokenize(shown, tokens), **opts)
+        panels[PREDICTION] = to_pictures(model.reconstruct(out, stats="visible"), **opts)
     return panels
 
 
@@ -118,9 +107,10 @@ def reconstruction_panels(
 
     Runs the model in eval mode under no_grad. Columns, each B×H×W×3 uint8:
     "input"; "masked" (hidden tokens flat mid-gray, visible tokens exactly the input);
-    "reconstruction" (`model.reconstruct(out)[0]`: visible tokens pasted from the input, hidden
+    "reconstruction" (`model.reconstruct(out)`: visible tokens pasted from the input, hidden
     tokens predicted; for norm_pix models mapped back with each hidden token's own statistics);
-    for norm_pix models also "prediction (normalized)" (each token's prediction min-max rescaled).
+    for norm_pix models also "prediction" (hidden tokens mapped back with the visible tokens'
+    average statistics, `model.reconstruct(out, stats="visible")`: nothing of the answer leaks).
 
     Args:
         model: a MaskedAutoencoder whose tokenizer has `to_pictures` and `picture_fill`.

@@ -66,8 +66,8 @@ def test_reconstruction_pastes_visible_pixels_back() -> None:
     model = anymae.create_model("mae_vit_tiny_patch4", depth=1, decoder_depth=1, norm_pix_loss=True).eval()
     x = torch.randn(2, 3, 32, 32)
     out = model(x, seeds=torch.arange(2))
-    recon, pred_only = model.reconstruct(out)
-    assert recon.shape == pred_only.shape == x.shape
+    recon = model.reconstruct(out)
+    assert recon.shape == x.shape
     visible = (1 - out.mask).view(2, 8, 8).repeat_interleave(4, 1).repeat_interleave(4, 2).bool()
     assert torch.allclose(recon.permute(1, 0, 2, 3)[:, visible], x.permute(1, 0, 2, 3)[:, visible])
     # hidden patches carry the prediction mapped back with that patch's own mean and variance
@@ -75,7 +75,16 @@ def test_reconstruction_pastes_visible_pixels_back() -> None:
     mean, scale = model.target_norm.stats(out.tokens.target)
     recon_tokens = model.tokenizer(recon).target
     assert torch.allclose(((recon_tokens - mean) / scale)[hidden], out.pred[hidden], atol=1e-4)
-    assert torch.allclose(model.tokenizer(pred_only).target, out.pred)
+    # with stats="visible", hidden patches use the visible patches' average mean and scale
+    no_leak = model.tokenizer(model.reconstruct(out, stats="visible")).target
+    vis = (1 - out.mask).unsqueeze(-1)
+    vis_mean = (mean * vis).sum(1, keepdim=True) / vis.sum(1, keepdim=True)
+    vis_scale = (scale * vis).sum(1, keepdim=True) / vis.sum(1, keepdim=True)
+    expected = (out.pred * vis_scale + vis_mean).expand_as(no_leak)
+    assert torch.allclose(no_leak[hidden], expected[hidden], atol=1e-4)
+    assert torch.allclose(no_leak[~hidden], out.tokens.target[~hidden])
+    with pytest.raises(ValueError, match="stats"):
+        model.reconstruct(out, stats="mine")  # type: ignore[arg-type]
 
 
 def test_no_weight_decay_names_tokens(model: anymae.MaskedAutoencoder) -> None:
