@@ -1,8 +1,9 @@
 """Image MAE pretraining step: anymae vs HF transformers' ViTMAEForPreTraining, side by side.
 
 Both models get the same weights (converted from HF's), the same batch and the same masks; one
-step = forward + backward + fused AdamW update (the default of both HF's Trainer and anymae). Steps alternate between the two models so that machine
-noise hits both alike; the median is reported. Also printed: FLOPs per sample (counted by
+step = forward + backward + fused AdamW update (the default of both HF's Trainer and anymae).
+Steps alternate between the two models (A B, B A, ...) so that machine noise hits both alike;
+the median is reported. Also printed: FLOPs per sample (counted by
 torch.utils.flop_counter on one step), achieved FLOP/s, the machine's fp32 matmul ceiling
 measured in the same run, and peak memory (CUDA: max allocated; CPU: peak RSS of a fresh process
 that runs only that model's steps).
@@ -158,8 +159,9 @@ def main() -> None:
     steps = {"hf": make_step(hf, "hf", x, n), "anymae": make_step(ours, "anymae", x, n)}
     flops = {k: step_flops(s) for k, s in steps.items()}  # also the warm-up step
     times: dict[str, list[float]] = {k: [] for k in steps}
-    for _ in range(args.steps):
-        for k, s in steps.items():
+    for r in range(args.steps):
+        order = list(steps.items()) if r % 2 == 0 else list(reversed(steps.items()))  # ABBA: no fixed second
+        for k, s in order:
             sync(device)
             t = time.perf_counter()
             s()
