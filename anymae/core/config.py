@@ -13,12 +13,13 @@ import dataclasses
 import difflib
 import os
 import re
-import tempfile
 import types
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
+
+from .io import atomic_write
 
 T = TypeVar("T")
 _PLAIN = (str, int, float, bool, type(None))
@@ -176,19 +177,8 @@ def dump_yaml(cfg: Any, path: str | os.PathLike[str]) -> None:
     text built first, temp file in the same directory, flush, fsync, rename; on failure ``path`` is
     untouched and no temp file remains."""
     text = yaml.dump(to_dict(cfg), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path) or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_write(path, "w") as f:
+        f.write(text)
 
 
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:

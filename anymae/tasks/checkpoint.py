@@ -8,10 +8,8 @@ it to this code. The training engine writes ``{"model", "optimizer", "step", "ep
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from anymae.core.io import atomic_write
 
 LAST = "last.pt"
 _STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
@@ -54,15 +54,6 @@ def _check_plain(value: Any, path: str) -> None:
     )
 
 
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):  # some filesystems cannot open a directory
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically: temp file in the same directory, fsync, rename.
 
@@ -75,19 +66,8 @@ def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> P
     _check_plain(dict(state), "")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(dict(state), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_write(path, "wb") as f:
+        torch.save(dict(state), f)
     return path
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 from safetensors.torch import save_file
 
+from ..core.io import atomic_path
 from .checkpoint import save_checkpoint
 from .interop import anymae_to_official_mae, export_timm_encoder
 
@@ -51,13 +51,7 @@ def export_model(model: Any, out: str | os.PathLike[str], fmt: ExportFormat = "t
         return save_checkpoint(out, state)
     if fmt == "safetensors":
         meta = {"format": "timm VisionTransformer", "timm_kwargs": json.dumps(kwargs), "anymae_config": json.dumps(model.config)}
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file({k: v.contiguous() for k, v in state.items()}, tmp, metadata=meta)
-            os.replace(tmp, out)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(out) as tmp:
+            save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=meta)
         return out
     raise ValueError(f"unknown export format {fmt!r}; expected timm, safetensors or official")

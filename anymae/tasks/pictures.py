@@ -10,7 +10,6 @@ atomically (temp file, fsync, rename).
 from __future__ import annotations
 
 import os
-import tempfile
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +22,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from ..core.io import atomic_write
 from ..core.model import MAEOutput, MaskedAutoencoder
 
 INPUT, MASKED, RECONSTRUCTION, PREDICTION = "input", "masked", "reconstruction", "prediction"
@@ -131,16 +131,8 @@ def _write_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(target, "wb") as f:
+        fig.savefig(f, format="png")
     return target
 
 

@@ -14,13 +14,7 @@ from anymae.tasks.classifier import Classifier, load_pretrained
 from anymae.tasks.optim import param_groups
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: no spinning threads on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _mae(seed: int = 0, **overrides: object) -> anymae.MaskedAutoencoder:

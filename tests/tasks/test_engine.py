@@ -19,13 +19,7 @@ from anymae.tasks.train_config import OptimConfig, RunConfig
 from tests.tasks._train_script import NoisyPictures, main, tiny_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: reproducible sums, and no spinning threads on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _losses(run_dir) -> dict[int, float]:

@@ -28,13 +28,7 @@ from anymae.tasks.finetune import (
 from anymae.tasks.train_config import RunConfig
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: no spinning threads on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _mae() -> anymae.MaskedAutoencoder:
