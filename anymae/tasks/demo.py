@@ -114,8 +114,13 @@ def format_report(report: DemoReport) -> str:
 
 
 def run_demo(out_dir: str | Path = "runs/demo", *, minutes: float = 5.0, seed: int = 0,
-             max_steps: int | None = None, n_per_photo: int = 1024, probe_epochs: int = 30) -> DemoReport:
-    """Pretrain for about `minutes` (or exactly `max_steps`), evaluate, draw; returns the report."""
+             max_steps: int | None = None, n_per_photo: int = 1024, n_train_per_photo: int = 64,
+             n_test_per_photo: int = 32, probe_epochs: int = 30) -> DemoReport:
+    """Pretrain for about `minutes` (or exactly `max_steps`), evaluate, draw; returns the report.
+
+    `n_per_photo` unlabeled crops per photo are pretrained on; the probes train on
+    `n_train_per_photo` and test on `n_test_per_photo` labelled crops per photo.
+    """
     out = Path(out_dir)
     torch.manual_seed(seed)
     model = build_model(DEMO_MODEL)
@@ -124,7 +129,9 @@ def run_demo(out_dir: str | Path = "runs/demo", *, minutes: float = 5.0, seed: i
     size = model.config["img_size"]
     print("building the demo data (crops of real photographs shipped by installed packages)...")
     unlabeled = demo_unlabeled(size=size, n_per_photo=n_per_photo, seed=seed)
-    train_set, test_set, classes = demo_photo_crops(size=size, n_train_per_photo=64, n_test_per_photo=32, seed=seed)
+    train_set, test_set, classes = demo_photo_crops(
+        size=size, n_train_per_photo=n_train_per_photo, n_test_per_photo=n_test_per_photo, seed=seed
+    )
 
     batch = int(DEMO_OPTIM["batch_size"])
     per_epoch = len(unlabeled) // batch
@@ -154,7 +161,7 @@ def run_demo(out_dir: str | Path = "runs/demo", *, minutes: float = 5.0, seed: i
         report.rows[name] = _evaluate(m, train_set, test_set, probe)
     report.baselines = {"patch_mean": reconstruction_losses(model, test_set)["patch_mean"], "num_classes": len(classes)}
 
-    batch_x = torch.stack([test_set[i][0] for i in range(0, len(test_set), len(test_set) // 8)][:8])
+    batch_x = torch.stack([test_set[i][0] for i in range(0, len(test_set), max(1, len(test_set) // 8))][:8])
     recon = save_reconstruction_png(out / "reconstruction.png", model, batch_x, seeds=torch.arange(8), max_rows=8)
     loader = DataLoader(test_set, batch_size=256)
     feats = {n: extract_features(m, loader, pooling="cls", progress=False).features
