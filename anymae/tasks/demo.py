@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,7 @@ def run_demo(out_dir: str | Path = "runs/demo", *, minutes: float = 5.0, seed: i
     `n_train_per_photo` and test on `n_test_per_photo` labelled crops per photo.
     """
     out = Path(out_dir)
+    _clear_previous_demo(out / "pretrain")
     torch.manual_seed(seed)
     model = build_model(DEMO_MODEL)
     random_init = build_model(DEMO_MODEL)
@@ -176,6 +178,17 @@ def run_demo(out_dir: str | Path = "runs/demo", *, minutes: float = 5.0, seed: i
     print(f"outputs in {out}/: results.md, results.json, {recon.name}, {embed.name}, pretrain/ "
           f"(checkpoint last.pt, metrics.csv, config.yaml)")
     return report
+
+
+def _clear_previous_demo(run_dir: Path) -> None:
+    """Remove an earlier demo's pretraining run (and only a demo's) so the demo can run again."""
+    config = run_dir / "config.yaml"
+    if not run_dir.exists():
+        return
+    if not config.exists() or "source: demo_photos" not in config.read_text():
+        raise FileExistsError(f"{run_dir} exists and is not an earlier demo run; choose another --out")
+    print(f"replacing the previous demo run in {run_dir}")
+    shutil.rmtree(run_dir)
 
 
 def _verdict(report: DemoReport) -> str:

@@ -31,3 +31,18 @@ def test_demo_at_reduced_size_writes_every_output(tmp_path: Path, capsys: pytest
     assert (tmp_path / "pretrain" / "last.pt").exists() and (tmp_path / "pretrain" / "metrics.csv").exists()
     out = capsys.readouterr().out
     assert format_report(report) in out and f"outputs in {tmp_path}" in out
+
+
+def test_demo_replaces_only_its_own_previous_run(tmp_path: Path) -> None:
+    from anymae.tasks.demo import _clear_previous_demo
+
+    run = tmp_path / "pretrain"
+    run.mkdir()
+    (run / "config.yaml").write_text("data:\n  source: demo_photos\n")
+    _clear_previous_demo(run)
+    assert not run.exists()
+    run.mkdir()
+    (run / "config.yaml").write_text("data:\n  source: image_folder\n")
+    with pytest.raises(FileExistsError, match="not an earlier demo run"):
+        _clear_previous_demo(run)
+    assert run.exists()
