@@ -35,7 +35,7 @@ BODY_PREFIXES: tuple[str, ...] = ("tokenizer.", "encoder.")
 
 @dataclass
 class LoadReport:
-    """What :func:`load_pretrained` did.
+    """What :func:`load_encoder_weights` did.
 
     Attributes:
         loaded: classifier keys filled from the checkpoint (all ``tokenizer.*`` / ``encoder.*``).
@@ -191,7 +191,7 @@ class Classifier(nn.Module):
         )
 
 
-def load_pretrained(classifier: Classifier, path: str | Path) -> LoadReport:
+def load_encoder_weights(classifier: Classifier, path: str | Path) -> LoadReport:
     """Load the tokenizer and encoder of an anymae pretraining checkpoint into ``classifier``.
 
     Reads ``path`` with :func:`anymae.tasks.checkpoint.load_checkpoint` and uses its ``"model"``

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from ..core.model import MaskedAutoencoder
@@ -33,9 +34,8 @@ from ..datasets.seeding import SeededSamples
 from .engine import pretrain_objective, train
 from .pictures import save_embedding_png, save_reconstruction_png
 from .pretrain import PretrainConfig, build_model
-from .probe import ProbeSettings, probe_encoder
+from .probe import ProbeSettings, encoder_features, needed_poolings, probe_features
 from .train_config import OptimConfig, RunConfig
-from .features import extract_features
 
 # The demo recipe: MAE's objective (norm_pix targets, mask 0.75) and optimizer at CPU size; a
 # higher base lr than the paper's 1.5e-4 because the run is minutes, not 800 epochs (fixed in
@@ -90,12 +90,17 @@ def _time_steps(model: MaskedAutoencoder, data: Dataset, batch_size: int, n: int
     return sorted(times[1:])[n // 2]
 
 
-def _evaluate(model: MaskedAutoencoder, train: Dataset, test: Dataset, probe: ProbeSettings) -> dict[str, float]:
+def _evaluate(
+    model: MaskedAutoencoder, train: Dataset, test: Dataset, probe: ProbeSettings
+) -> tuple[dict[str, float], Tensor]:
+    """Reconstruction loss and k-NN / linear top-1 on cls and mean features (one feature pass per
+    split); also returns the test set's cls features (N×D) for the embedding picture."""
     row = {"recon_loss": reconstruction_losses(model, test)["model"]}
+    kinds = needed_poolings(probe, ("cls", "mean"))
+    tr, te = (encoder_features(model, d, kinds) for d in (train, test))
     for pool in ("cls", "mean"):
-        res = probe_encoder(model, train, test, ProbeSettings(**{**probe.__dict__, "pool": pool}))
-        row.update({f"{name}_{pool}": top1 for name, top1 in res.items()})
-    return row
+        row.update({f"{name}_{pool}": top1 for name, top1 in probe_features(tr, te, probe, pool=pool).items()})
+    return row, te["cls"].features
 
 
 def format_report(report: DemoReport) -> str:
@@ -159,15 +164,13 @@ def run_demo(out_dir: str | Path = "runs/demo", *, minutes: float = 5.0, seed: i
     probe = ProbeSettings(epochs=probe_epochs, warmup_epochs=max(1, probe_epochs // 10), batch_size=128,
                           optimizer="adamw", seed=seed)
     report = DemoReport(steps=result.step, minutes=elapsed)
+    feats: dict[str, Tensor] = {}
     for name, m in (("pretrained", model), ("random init", random_init)):
-        report.rows[name] = _evaluate(m, train_set, test_set, probe)
+        report.rows[name], feats[name] = _evaluate(m, train_set, test_set, probe)
     report.baselines = {"patch_mean": reconstruction_losses(model, test_set)["patch_mean"], "num_classes": len(classes)}
 
     batch_x = torch.stack([test_set[i][0] for i in range(0, len(test_set), max(1, len(test_set) // 8))][:8])
     recon = save_reconstruction_png(out / "reconstruction.png", model, batch_x, seeds=torch.arange(8), max_rows=8)
-    loader = DataLoader(test_set, batch_size=256)
-    feats = {n: extract_features(m, loader, pooling="cls", progress=False).features
-             for n, m in (("pretrained", model), ("random init", random_init))}
     embed = save_embedding_png(out / "embedding.png", feats, test_set.labels, class_names=classes, method="tsne",
                                title="test crops, cls features (t-SNE), coloured by source photo")
     text = format_report(report)

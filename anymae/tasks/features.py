@@ -8,7 +8,7 @@ the model is the ``features(x)`` method of the core contract: it returns an obje
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -96,7 +96,6 @@ def _split_batch(batch: Any, index: int) -> tuple[Any, Tensor]:
     return x, labels.long()
 
 
-@torch.no_grad()
 def extract_features(
     model: nn.Module,
     loader: Iterable[Any],
@@ -129,8 +128,26 @@ def extract_features(
         ValueError: unknown pooling, a malformed batch, "cls" on a model without prefix tokens,
             or an empty loader.
     """
-    if pooling not in POOLINGS:
-        raise ValueError(f"extract_features: pooling must be one of {POOLINGS}, got {pooling!r}")
+    return extract_feature_sets(model, loader, poolings=(pooling,), device=device, progress=progress)[pooling]
+
+
+@torch.no_grad()
+def extract_feature_sets(
+    model: nn.Module,
+    loader: Iterable[Any],
+    *,
+    poolings: Sequence[Pooling],
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> dict[str, FeatureSet]:
+    """Like :func:`extract_features`, for several poolings in one pass over the loader.
+
+    Only the requested poolings are kept, so asking for "cls" and "mean" never holds per-token
+    features in memory. Returns {pooling: FeatureSet}.
+    """
+    unknown = [p for p in poolings if p not in POOLINGS]
+    if unknown or not poolings:
+        raise ValueError(f"extract_features: pooling must be one of {POOLINGS}, got {list(poolings)!r}")
     if not callable(getattr(model, "features", None)):
         raise ValueError(
             f"extract_features: model {type(model).__name__} has no features(x) method"
@@ -138,22 +155,25 @@ def extract_features(
     was_training = model.training
     model.to(device)
     model.eval()
-    chunks: list[Tensor] = []
+    chunks: dict[str, list[Tensor]] = {p: [] for p in poolings}
     label_chunks: list[Tensor] = []
     try:
         for index, batch in enumerate(tqdm(loader, desc="features", disable=not progress)):
             x, labels = _split_batch(batch, index)
             x = x.to(device) if hasattr(x, "to") else x
-            out = _pool(model.features(x), pooling)
-            if out.shape[0] != labels.shape[0]:
-                raise ValueError(
-                    f"extract_features: loader batch {index} has {labels.shape[0]} labels but "
-                    f"the model returned {out.shape[0]} feature rows"
-                )
-            chunks.append(out.detach().float().cpu())
+            feats = model.features(x)
+            for pooling in poolings:
+                out = _pool(feats, pooling)
+                if out.shape[0] != labels.shape[0]:
+                    raise ValueError(
+                        f"extract_features: loader batch {index} has {labels.shape[0]} labels but "
+                        f"the model returned {out.shape[0]} feature rows"
+                    )
+                chunks[pooling].append(out.detach().float().cpu())
             label_chunks.append(labels.cpu())
     finally:
         model.train(was_training)
-    if not chunks:
+    if not label_chunks:
         raise ValueError("extract_features: the loader yielded no batches")
-    return FeatureSet(features=torch.cat(chunks), labels=torch.cat(label_chunks))
+    labels = torch.cat(label_chunks)
+    return {p: FeatureSet(features=torch.cat(c), labels=labels) for p, c in chunks.items()}

@@ -326,9 +326,9 @@ def load_finetune_config(path: str | None, overrides: list[str]) -> FinetuneRunC
 
 def run_finetune(cfg: FinetuneRunConfig) -> dict[str, Any]:
     """Load the pretrained encoder, build the splits (training augmentation on), fine-tune, score."""
-    from .pretrain import load_pretrained as load_mae
+    from .pretrain import load_pretrained
 
-    mae = load_mae(cfg.checkpoint)
+    mae = load_pretrained(cfg.checkpoint)
     classifier = classifier_from_config(mae, cfg.finetune)
     train_set = build_dataset(cfg.data, split="train", augment="finetune", model_config=mae.config)
     val_set = build_dataset(cfg.val_data or cfg.data, split="test", augment=False, model_config=mae.config)

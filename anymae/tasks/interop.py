@@ -136,5 +136,4 @@ def export_timm_encoder(model: nn.Module) -> StateDict:
     """
     state = {k: v.detach().clone() for k, v in model.state_dict().items()
              if k.startswith(("tokenizer.", "encoder."))}
-    official = anymae_to_official_mae(state)
-    return official
+    return anymae_to_official_mae(state)

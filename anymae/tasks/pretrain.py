@@ -71,20 +71,15 @@ def load_pretrained(checkpoint: str | Path, **overrides: Any) -> MaskedAutoencod
         overrides: model options to change on the rebuilt model (e.g. `drop_path=0.1`);
             options that change parameter shapes make the key check fail, by name.
     """
-    state = load_checkpoint(checkpoint)
+    return model_from_state(load_checkpoint(checkpoint), str(checkpoint), **overrides)
+
+
+def model_from_state(state: dict[str, Any], source: str, **overrides: Any) -> MaskedAutoencoder:
+    """Rebuild and load the model of an already-read checkpoint (`source` names it in errors)."""
     try:
         section = dict(state["config"]["model"])
     except (KeyError, TypeError):
-        raise ConfigError(f"{checkpoint}: no model config inside; is it an anymae pretraining checkpoint?") from None
+        raise ConfigError(f"{source}: no model config inside; is it an anymae pretraining checkpoint?") from None
     model = build_model({**section, **overrides})
     load_state_dict_checked(model, state["model"])
     return model.eval()
-
-
-def checkpoint_config(checkpoint: str | Path) -> dict[str, Any]:
-    """The resolved run config stored in a checkpoint (plain values)."""
-    config = load_checkpoint(checkpoint).get("config")
-    if not isinstance(config, dict):
-        raise ConfigError(f"{checkpoint}: no run config inside")
-    return config
-

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..core.config import load_config
 from ..datasets.sources import build_dataset
-from .features import FeatureSet, extract_features
+from .features import FeatureSet, extract_feature_sets
 from .probe_attentive import attentive_probe
 from .probe_knn import knn_probe
 from .probe_linear import linear_probe
@@ -55,9 +55,53 @@ class ProbeConfig:
     out: str | None = None  # also write the results as JSON here
 
 
-def _features(model: nn.Module, data: Dataset, pooling: str, device: torch.device, workers: int) -> FeatureSet:
-    loader = DataLoader(data, batch_size=128, shuffle=False, num_workers=workers)
-    return extract_features(model, loader, pooling=pooling, device=device, progress=True)  # type: ignore[arg-type]
+def _check_protocols(protocols: list[str]) -> None:
+    unknown = sorted(set(protocols) - {"knn", "linear", "attentive"})
+    if unknown:
+        raise ValueError(f"unknown probe protocol(s) {unknown}; expected knn, linear or attentive")
+
+
+def needed_poolings(settings: ProbeSettings, pools: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The feature kinds the requested protocols read (pooled kinds, plus tokens for attentive)."""
+    kinds = tuple(pools or (settings.pool,)) if {"knn", "linear"} & set(settings.protocols) else ()
+    return kinds + (("tokens",) if "attentive" in settings.protocols else ())
+
+
+def encoder_features(
+    model: nn.Module, data: Dataset, poolings: tuple[str, ...], *, device: str | torch.device = "cpu",
+    num_workers: int = 0,
+) -> dict[str, FeatureSet]:
+    """One pass of the frozen encoder over `data`, keeping each requested pooling."""
+    loader = DataLoader(data, batch_size=128, shuffle=False, num_workers=num_workers)
+    return extract_feature_sets(model, loader, poolings=poolings, device=device, progress=True)  # type: ignore[arg-type]
+
+
+def probe_features(
+    train: dict[str, FeatureSet], test: dict[str, FeatureSet], settings: ProbeSettings, *, pool: str | None = None
+) -> dict[str, float]:
+    """Top-1 (%) of each requested protocol on precomputed features (from `encoder_features`).
+
+    knn and linear read the `pool` features (default `settings.pool`), attentive the tokens.
+    """
+    _check_protocols(settings.protocols)
+    pool = pool or settings.pool
+    results: dict[str, float] = {}
+    if "knn" in settings.protocols:
+        results["knn"] = knn_probe(
+            train[pool], test[pool], k=min(settings.k, len(train[pool])), temperature=settings.temperature
+        )
+    if "linear" in settings.protocols:
+        results["linear"] = linear_probe(
+            train[pool], test[pool], epochs=settings.epochs, warmup_epochs=settings.warmup_epochs,
+            batch_size=settings.batch_size, blr=settings.blr, optimizer=settings.optimizer, seed=settings.seed,
+        ).top1
+    if "attentive" in settings.protocols:
+        results["attentive"] = attentive_probe(
+            train["tokens"], test["tokens"], num_queries=settings.num_queries, epochs=settings.epochs,
+            warmup_epochs=settings.warmup_epochs, batch_size=settings.batch_size, blr=settings.blr,
+            optimizer=settings.optimizer, seed=settings.seed,
+        ).top1
+    return results
 
 
 def probe_encoder(
@@ -69,29 +113,11 @@ def probe_encoder(
     device: str | torch.device = "cpu",
     num_workers: int = 0,
 ) -> dict[str, float]:
-    """Top-1 (%) of each requested protocol; features are extracted once per pooling kind."""
-    unknown = sorted(set(settings.protocols) - {"knn", "linear", "attentive"})
-    if unknown:
-        raise ValueError(f"unknown probe protocol(s) {unknown}; expected knn, linear or attentive")
-    device = torch.device(device)
-    results: dict[str, float] = {}
-    if {"knn", "linear"} & set(settings.protocols):
-        tr, te = (_features(model, d, settings.pool, device, num_workers) for d in (train, test))
-        if "knn" in settings.protocols:
-            results["knn"] = knn_probe(tr, te, k=min(settings.k, len(tr)), temperature=settings.temperature)
-        if "linear" in settings.protocols:
-            results["linear"] = linear_probe(
-                tr, te, epochs=settings.epochs, warmup_epochs=settings.warmup_epochs,
-                batch_size=settings.batch_size, blr=settings.blr, optimizer=settings.optimizer, seed=settings.seed,
-            ).top1
-    if "attentive" in settings.protocols:
-        tr, te = (_features(model, d, "tokens", device, num_workers) for d in (train, test))
-        results["attentive"] = attentive_probe(
-            tr, te, num_queries=settings.num_queries, epochs=settings.epochs,
-            warmup_epochs=settings.warmup_epochs, batch_size=settings.batch_size, blr=settings.blr,
-            optimizer=settings.optimizer, seed=settings.seed,
-        ).top1
-    return results
+    """Top-1 (%) of each requested protocol; one feature pass per split."""
+    _check_protocols(settings.protocols)
+    kinds = needed_poolings(settings)
+    tr, te = (encoder_features(model, d, kinds, device=device, num_workers=num_workers) for d in (train, test))
+    return probe_features(tr, te, settings)
 
 
 def run_probe(cfg: ProbeConfig) -> dict[str, float]:

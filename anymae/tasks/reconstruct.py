@@ -11,7 +11,8 @@ from torch.utils.data import Dataset
 from ..core.config import apply_overrides
 from ..datasets.sources import build_dataset
 from .pictures import save_reconstruction_png
-from .pretrain import checkpoint_config, load_pretrained
+from .checkpoint import load_checkpoint
+from .pretrain import model_from_state
 
 
 def _inputs_section(inputs: str) -> dict[str, Any]:
@@ -36,11 +37,9 @@ def reconstruct_checkpoint(
     (evaluation transform, test split), changed by `data_overrides` ("data.key=value").
     Masks are drawn from `seed` (sample i gets seed + i), so pictures are reproducible.
     """
-    model = load_pretrained(checkpoint)
-    if inputs is not None:
-        section = _inputs_section(inputs)
-    else:
-        section = checkpoint_config(checkpoint).get("data", {})
+    state = load_checkpoint(checkpoint)  # read once: model and the run's own data section
+    model = model_from_state(state, str(checkpoint))
+    section = _inputs_section(inputs) if inputs is not None else dict(state["config"].get("data", {}))
     section = apply_overrides({"data": section}, data_overrides or [])["data"]
     data: Dataset = build_dataset(section, split="test", augment=False, model_config=model.config)
     n = min(num, len(data))  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from torch import Tensor
 
 import anymae
 from anymae.tasks.checkpoint import CheckpointError, save_checkpoint
-from anymae.tasks.classifier import Classifier, load_pretrained
+from anymae.tasks.classifier import Classifier, load_encoder_weights
 from anymae.tasks.optim import param_groups
 
 
@@ -150,7 +150,7 @@ def test_load_pretrained_transfers_encoder_exactly_and_skips_decoder(tmp_path: P
     path = _save(tmp_path / "last.pt", pretrained.state_dict())
     clf = Classifier.from_mae(_mae(seed=6), 3)
     head_before = clf.head.weight.clone()
-    report = load_pretrained(clf, path)
+    report = load_encoder_weights(clf, path)
     src = pretrained.state_dict()
     for k in report.loaded:
         assert torch.equal(clf.state_dict()[k], src[k]), k
@@ -166,15 +166,15 @@ def test_load_pretrained_names_unexpected_missing_and_misshaped_keys(tmp_path: P
     state["encoder.extra.weight"] = torch.zeros(2)
     del state["encoder.blocks.0.attn.qkv.weight"]
     with pytest.raises(CheckpointError, match=r"unexpected keys \(1\): encoder.extra.weight") as err:
-        load_pretrained(clf, _save(tmp_path / "a.pt", state))
+        load_encoder_weights(clf, _save(tmp_path / "a.pt", state))
     assert "missing keys (1): encoder.blocks.0.attn.qkv.weight" in str(err.value)
     assert "a.pt" in str(err.value) and "head" not in str(err.value) and "decoder" not in str(err.value)
     wider = _mae(embed_dim=64).state_dict()
     with pytest.raises(CheckpointError, match=r"encoder.cls_token \(checkpoint \[1, 1, 64\] vs model \[1, 1, 128\]\)"):
-        load_pretrained(clf, _save(tmp_path / "b.pt", wider))
+        load_encoder_weights(clf, _save(tmp_path / "b.pt", wider))
     prefixed = {f"module.{k}": v for k, v in _mae().state_dict().items()}
     with pytest.raises(CheckpointError, match="no 'tokenizer.\\*' / 'encoder.\\*' keys"):
-        load_pretrained(clf, _save(tmp_path / "c.pt", prefixed))
+        load_encoder_weights(clf, _save(tmp_path / "c.pt", prefixed))
     torch.save({"weights": 1}, tmp_path / "d.pt")
     with pytest.raises(CheckpointError, match="'model' state dict, found \\['weights'\\]"):
-        load_pretrained(clf, tmp_path / "d.pt")
+        load_encoder_weights(clf, tmp_path / "d.pt")
