@@ -4,12 +4,21 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp-$(shell cksum pyproject.toml | cut -d' ' -f1)
+# Debian libraries that open3d (the points extra) loads; installed when missing and apt-get is usable.
+DEBIAN_PACKAGES := libgl1 libegl1 libx11-6 libusb-1.0-0 libgomp1
 
 .PHONY: demo test install bench clean
 
 $(STAMP): pyproject.toml
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null \
+		|| echo "warning: could not install $$missing (open3d needs them: install them, or skip the points extra)"; \
+	fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[all,dev]'
 	rm -f $(VENV)/.stamp-*
 	touch $@
 

@@ -82,6 +82,7 @@ def build_mae(
     decoder_extra: dict[str, Any] | None = None,
     decoder_masking: MaskingStrategy | None = None,
     loss: str = "mse",
+    loss_params: dict[str, Any] | None = None,
     init: Callable[[nn.Module], None] | None = None,
 ) -> MaskedAutoencoder:
     """Compose a MaskedAutoencoder; `init` (e.g. `init_mae_`) is applied to encoder and decoder."""
@@ -92,6 +93,6 @@ def build_mae(
         encoder.norm.apply(init)
         decoder.apply(init)
     return MaskedAutoencoder(
-        tokenizer, encoder, decoder, masking, target_norm=target_norm, loss=loss,
+        tokenizer, encoder, decoder, masking, target_norm=target_norm, loss=loss, loss_params=loss_params,
         decoder_masking=decoder_masking, config=config,
     )

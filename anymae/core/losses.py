@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Callable, Literal
 
 from einops import rearrange
 from torch import Tensor
@@ -57,13 +59,22 @@ def masked_mse(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Te
     return (per_token * weight).sum() / total
 
 
-LOSSES = {"mse": masked_mse}
+# name -> loss(pred B×M×P, target B×M×P, weight B×M | None, **params) -> scalar.
+# A loss's own parameters (e.g. a cosine exponent) are keyword arguments with defaults.
+LOSSES: dict[str, Callable[..., Tensor]] = {"mse": masked_mse}
 
 
-def get_loss(name: str):
-    """A reconstruction loss by name: pred B×M×P, target B×M×P, weight B×M -> scalar."""
+def get_loss(name: str, **params: Any) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
+    """A reconstruction loss by name, with its parameters bound: (pred, target, weight) -> scalar."""
     try:
-        return LOSSES[name]
+        fn = LOSSES[name]
     except KeyError:
         raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}") from None
+    if not params:
+        return fn
+    accepted = set(inspect.signature(fn).parameters) - {"pred", "target", "weight"}
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        raise ValueError(f"loss {name!r}: unknown parameter(s) {unknown}; it accepts {sorted(accepted) or 'none'}")
+    return functools.partial(fn, **params)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 from torch import Tensor
@@ -122,7 +122,9 @@ class MaskingStrategy(Protocol):
 
     ratio: float
 
-    def num_keep(self, num_tokens: int) -> int: ...
+    def num_keep(self, num_tokens: int, grid: tuple[int, ...] | None = None) -> int:
+        """Visible tokens per sample out of `num_tokens` (laid out on `grid` when given)."""
+        ...
 
     def noise(self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None) -> Tensor:
         """B×N scores for N = prod(grid) tokens laid out on `grid` (with optional B×N×k coords)."""
@@ -141,7 +143,7 @@ class RandomMasking:
     def __init__(self, ratio: float = 0.75) -> None:
         self.ratio = _check_ratio(ratio)
 
-    def num_keep(self, num_tokens: int) -> int:
+    def num_keep(self, num_tokens: int, grid: tuple[int, ...] | None = None) -> int:
         return int(num_tokens * (1 - self.ratio))
 
     def noise(self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None) -> Tensor:
@@ -166,7 +168,7 @@ class BlockMasking:
         self.log_aspect = (math.log(min_aspect), math.log(1 / min_aspect))
         self.max_tries = max_tries
 
-    def num_keep(self, num_tokens: int) -> int:
+    def num_keep(self, num_tokens: int, grid: tuple[int, ...] | None = None) -> int:
         return num_tokens - int(num_tokens * self.ratio)
 
     def noise(self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None) -> Tensor:
@@ -224,4 +226,18 @@ def make_plan(
         noise = strategy.noise(grid, rng, coords)
     elif noise.shape != (batch_size, n):
         raise ValueError(f"injected noise has shape {tuple(noise.shape)}, expected {(batch_size, n)}")
-    return plan_from_noise(noise, strategy.num_keep(n))
+    return plan_from_noise(noise, strategy.num_keep(n, grid))
+
+
+# name -> strategy class; a class takes the ratio first and its own options as keywords.
+# Strategies added to this module register here, so configs can name them (`masking: tube`).
+MASKINGS: dict[str, Callable[..., MaskingStrategy]] = {"random": RandomMasking, "block": BlockMasking}
+
+
+def make_masking(name: str, ratio: float, **params: Any) -> MaskingStrategy:
+    """A masking strategy by name (`MASKINGS`), e.g. `make_masking("random", 0.75)`."""
+    try:
+        cls = MASKINGS[name]
+    except KeyError:
+        raise ValueError(f"masking={name!r}: expected one of {sorted(MASKINGS)}") from None
+    return cls(ratio, **params)

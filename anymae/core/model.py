@@ -51,6 +51,7 @@ class MaskedAutoencoder(nn.Module):
         masking: the encoder-side masking strategy.
         target_norm: per-token target normalization (norm_pix), or None for raw targets.
         loss: name of the reconstruction loss (`core.losses.LOSSES`).
+        loss_params: keyword parameters of that loss (e.g. an exponent), plain values.
         decoder_masking: optional decoder-side strategy (VideoMAE V2): its kept tokens are the
             ones the decoder predicts; the loss covers tokens hidden from the encoder among them.
         config: plain values describing how this model was built (saved with checkpoints).
@@ -65,6 +66,7 @@ class MaskedAutoencoder(nn.Module):
         *,
         target_norm: TokenNorm | None = None,
         loss: str = "mse",
+        loss_params: dict[str, Any] | None = None,
         decoder_masking: MaskingStrategy | None = None,
         config: dict[str, Any] | None = None,
     ) -> None:
@@ -76,7 +78,8 @@ class MaskedAutoencoder(nn.Module):
         self.decoder_masking = decoder_masking
         self.target_norm = target_norm
         self.loss_name = loss
-        self.loss_fn: Callable[[Tensor, Tensor, Tensor | None], Tensor] = get_loss(loss)
+        self.loss_params: dict[str, Any] = dict(loss_params or {})
+        self.loss_fn: Callable[[Tensor, Tensor, Tensor | None], Tensor] = get_loss(loss, **self.loss_params)
         self.config: dict[str, Any] = dict(config or {})
 
     def _encoder_input(self, tokens: Tokens) -> tuple[Tensor, Tensor]:

@@ -1,8 +1,10 @@
 """Data sources by name: the `data:` section of a run config -> a Dataset.
 
 Each source is a small typed config plus a builder; `source:` picks one, the other keys are that
-config's fields (an unknown key is an error listing the valid ones). Modalities add their
-sources here (video lists, audio CSVs, point-cloud folders, ...).
+config's fields (an unknown key is an error listing the valid ones). Each modality keeps its
+sources in its own module (`datasets/<modality>_sources.py`, listed in `_MODALITY_SOURCE_MODULES`)
+with a `SOURCES` dict like the one below and a `FILE_SOURCES` entry; those modules import
+without their modality's extra (readers are imported when a dataset is built).
 
     data:
       source: image_folder
@@ -12,6 +14,7 @@ sources here (video lists, audio CSVs, point-cloud folders, ...).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
@@ -103,6 +106,25 @@ SOURCES: dict[str, tuple[type, Callable[[Any, str, Augment, dict[str, Any]], Dat
     "demo_photos": (DemoPhotosSource, _demo_photos),
     "synthetic_images": (SyntheticImagesSource, _synthetic),
 }
+
+# modality -> (source, fixed fields): the source that reads a user's file or folder given as
+# `root` (`anymae reconstruct --input PATH`).
+FILE_SOURCES: dict[str, tuple[str, dict[str, Any]]] = {"image": ("image_folder", {"layout": "flat"})}
+
+_MODALITY_SOURCE_MODULES: tuple[str, ...] = ()
+
+for _module in _MODALITY_SOURCE_MODULES:
+    _mod = importlib.import_module(_module)
+    SOURCES.update(_mod.SOURCES)
+    FILE_SOURCES.update(_mod.FILE_SOURCES)
+
+
+def files_section(modality: str, root: str) -> dict[str, Any]:
+    """The `data:` section that reads the file or folder `root` for a model of `modality`."""
+    if modality not in FILE_SOURCES:
+        raise ConfigError(f"no file reader for modality {modality!r}; known: {', '.join(sorted(FILE_SOURCES))}")
+    name, fixed = FILE_SOURCES[modality]
+    return {"source": name, "root": root, **fixed}
 
 
 def build_dataset(

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ..core.build import MAEConfig, build_mae, config_dict, resolve_config
 from ..core.losses import TokenNorm
-from ..core.masking import BlockMasking, RandomMasking
+from ..core.masking import make_masking
 from ..core.model import MaskedAutoencoder
 from ..core.pos_embed import FixedSinCos
 from ..core.registry import register_model
@@ -168,22 +168,19 @@ class ImageMAEConfig(MAEConfig):
     img_size: int | tuple[int, int] = 224
     patch_size: int = 16
     in_chans: int = 3
-    masking: str = "random"  # "random" (MAE) or "block" (BEiT-style)
+    masking: str = "random"  # a name in core.masking.MASKINGS: "random" (MAE), "block" (BEiT-style), ...
 
 
 def build_image_mae(name: str, **overrides: Any) -> MaskedAutoencoder:
     """Build a registered image preset with overrides (e.g. img_size=32, norm_pix_loss=True)."""
     cfg = resolve_config(IMAGE_PRESETS[name], overrides, what=f"model {name!r}")
-    if cfg.masking not in ("random", "block"):
-        raise ValueError(f"masking={cfg.masking!r}: expected 'random' or 'block'")
     tokenizer = ImageTokenizer(cfg.img_size, cfg.patch_size, cfg.in_chans, cfg.embed_dim)
-    masking = RandomMasking(cfg.mask_ratio) if cfg.masking == "random" else BlockMasking(cfg.mask_ratio)
     return build_mae(
         cfg,
         tokenizer=tokenizer,
         decoder_pos=FixedSinCos(tokenizer.grid, cfg.decoder_embed_dim),
         head=nn.Linear(cfg.decoder_embed_dim, cfg.patch_size**2 * cfg.in_chans),
-        masking=masking,
+        masking=make_masking(cfg.masking, cfg.mask_ratio),
         target_norm=TokenNorm() if cfg.norm_pix_loss else None,
         config=config_dict(name, cfg),
         init=init_mae_,

@@ -16,6 +16,8 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .steps import to_device
+
 Pooling = Literal["cls", "mean", "tokens", "all"]
 POOLINGS: tuple[str, ...] = ("cls", "mean", "tokens", "all")
 
@@ -160,7 +162,7 @@ def extract_feature_sets(
     try:
         for index, batch in enumerate(tqdm(loader, desc="features", disable=not progress)):
             x, labels = _split_batch(batch, index)
-            x = x.to(device) if hasattr(x, "to") else x
+            x = to_device(x, device)
             feats = model.features(x)
             for pooling in poolings:
                 out = _pool(feats, pooling)

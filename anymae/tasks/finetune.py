@@ -36,11 +36,13 @@ from torch.utils.data import DataLoader, Dataset
 
 from anymae.core.config import load_config, to_dict
 from anymae.core.model import MaskedAutoencoder
+from anymae.datasets.collate import collate_fn_for
 from anymae.datasets.seeding import SeededSamples
 from anymae.datasets.sources import build_dataset
 from anymae.tasks.classifier import POOLS, Classifier, Pool
 from anymae.tasks.engine import TrainResult, autocast_dtype, train
 from anymae.tasks.sampler import mix_seed
+from anymae.tasks.steps import to_device
 from anymae.tasks.train_config import OptimConfig, RunConfig
 
 MixupMode = Literal["batch", "pair", "elem"]
@@ -253,8 +255,8 @@ def evaluate_classifier(
     was_training = model.training
     model.eval()
     correct, total = 0, 0
-    for batch in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers):
-        x, label = batch[0].to(device), batch[1].to(device)
+    for batch in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_fn_for(dataset)):
+        x, label = to_device(batch[0], device), batch[1].to(device)
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             logits = model(x)  # B×C
         correct += int((logits.argmax(dim=1) == label).sum())

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..core.config import load_config
+from ..datasets.collate import collate_fn_for
 from ..datasets.sources import build_dataset
 from .features import FeatureSet, extract_feature_sets
 from .probe_attentive import attentive_probe
@@ -72,7 +73,7 @@ def encoder_features(
     num_workers: int = 0,
 ) -> dict[str, FeatureSet]:
     """One pass of the frozen encoder over `data`, keeping each requested pooling."""
-    loader = DataLoader(data, batch_size=128, shuffle=False, num_workers=num_workers)
+    loader = DataLoader(data, batch_size=128, shuffle=False, num_workers=num_workers, collate_fn=collate_fn_for(data))
     return extract_feature_sets(model, loader, poolings=poolings, device=device, progress=True)  # type: ignore[arg-type]
 
 

@@ -9,17 +9,19 @@ import torch
 from torch.utils.data import Dataset
 
 from ..core.config import apply_overrides
-from ..datasets.sources import build_dataset
+from ..datasets.collate import collate_items
+from ..core.registry import get_entry
+from ..datasets.sources import build_dataset, files_section
 from .pictures import save_reconstruction_png
 from .checkpoint import load_checkpoint
 from .pretrain import model_from_state
 
 
-def _inputs_section(inputs: str) -> dict[str, Any]:
+def _inputs_section(inputs: str, model_config: dict[str, Any]) -> dict[str, Any]:
     path = Path(inputs)
     if not path.exists():
         raise FileNotFoundError(f"--input {inputs!r} does not exist")
-    return {"source": "image_folder", "root": str(path), "layout": "flat"}
+    return files_section(get_entry(model_config["name"]).modality, str(path))
 
 
 def reconstruct_checkpoint(
@@ -39,9 +41,9 @@ def reconstruct_checkpoint(
     """
     state = load_checkpoint(checkpoint)  # read once: model and the run's own data section
     model = model_from_state(state, str(checkpoint))
-    section = _inputs_section(inputs) if inputs is not None else dict(state["config"].get("data", {}))
+    section = _inputs_section(inputs, model.config) if inputs is not None else dict(state["config"].get("data", {}))
     section = apply_overrides({"data": section}, data_overrides or [])["data"]
     data: Dataset = build_dataset(section, split="test", augment=False, model_config=model.config)
     n = min(num, len(data))  # type: ignore[arg-type]
-    batch = torch.stack([data[i][0] for i in range(n)])
+    batch = collate_items(data, [data[i] for i in range(n)])[0]
     return save_reconstruction_png(out, model, batch, seeds=torch.arange(seed, seed + n), max_rows=n)

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..datasets.collate import collate_fn_for
 from .distributed import DistInfo, grad_sync
 from .sampler import ShardedBatchSampler, mix_seed
 from .train_config import OptimConfig, RunConfig
@@ -27,13 +28,15 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
-    """``batch`` with every tensor (inside tuples / lists / dicts) moved to ``device``."""
+    """``batch`` with every tensor (inside tuples / lists / dicts, or any object with ``.to``) moved to ``device``."""
     if isinstance(batch, Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, (list, tuple)):
         return type(batch)(to_device(b, device) for b in batch)
     if isinstance(batch, Mapping):
         return {k: to_device(v, device) for k, v in batch.items()}
+    if callable(getattr(batch, "to", None)):  # e.g. a torch_geometric Batch
+        return batch.to(device)
     return batch
 
 
@@ -56,6 +59,7 @@ def epoch_batches(
     loader = DataLoader(
         dataset,
         batch_sampler=sampler,
+        collate_fn=collate_fn_for(dataset),
         num_workers=run_cfg.num_workers,
         pin_memory=info.device.type == "cuda",
         generator=torch.Generator().manual_seed(mix_seed(run_cfg.seed, epoch, info.rank)),  # worker seeds
