@@ -120,3 +120,25 @@ def test_gather_tokens_broadcasts_a_shared_table() -> None:
     out = gather_tokens(table, idx)
     assert out.shape == (2, 2, 2)
     assert out[0, 0].tolist() == [10.0, 11.0] and out[1, 1].tolist() == [4.0, 5.0]
+
+
+def test_make_masking_by_name_and_unknown_name_lists_choices() -> None:
+    from anymae.core.masking import MASKINGS, make_masking
+
+    strategy = make_masking("random", 0.6)
+    assert isinstance(strategy, RandomMasking) and strategy.ratio == 0.6
+    with pytest.raises(ValueError, match="masking='nope': expected one of"):
+        make_masking("nope", 0.5)
+    assert {"random", "block"} <= set(MASKINGS)
+
+
+def test_make_plan_passes_the_grid_to_num_keep() -> None:
+    seen: list[tuple[int, tuple[int, ...] | None]] = []
+
+    class Recorder(RandomMasking):
+        def num_keep(self, num_tokens: int, grid: tuple[int, ...] | None = None) -> int:
+            seen.append((num_tokens, grid))
+            return 3
+
+    plan = make_plan(Recorder(0.5), (2, 4), 2, device="cpu", generator=torch.Generator().manual_seed(0))
+    assert seen == [(8, (2, 4))] and plan.keep.shape == (2, 3)
