@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from .masking import gather_tokens
 from .transformer import layer_norm, make_blocks, run_blocks
+from .windowed import make_windowed_blocks
 
 
 @dataclass
@@ -32,6 +33,12 @@ class DecoderConfig:
     keep_prefix: bool = True  # MAE keeps the cls token in the decoder; VideoMAE/Audio-MAE do not
     pos_every_block: bool = False
     norm_eps: float = 1e-6
+    drop_path: float = 0.0  # stochastic depth rising to this rate over the blocks (Point-MAE: 0.1)
+    # Windowed (Swin-v2-cr) attention on a fixed 2-D grid instead of global attention (Audio-MAE's
+    # local decoder: window (4, 4), shift (2, 0) on odd blocks, grid (64, 8)); see core/windowed.py.
+    window: tuple[int, int] | None = None
+    window_shift: tuple[int, int] = (0, 0)
+    window_grid: tuple[int, int] | None = None
 
 
 class MAEDecoder(nn.Module):
@@ -56,9 +63,18 @@ class MAEDecoder(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         nn.init.normal_(self.mask_token, std=0.02)
         self.pos_embed = pos_embed
-        self.blocks = make_blocks(
-            cfg.dim, cfg.depth, cfg.num_heads, mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias, norm_eps=cfg.norm_eps
-        )
+        if cfg.window is None:
+            self.blocks = make_blocks(
+                cfg.dim, cfg.depth, cfg.num_heads, mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias, norm_eps=cfg.norm_eps,
+                drop_path=cfg.drop_path,
+            )
+        else:
+            if cfg.window_grid is None or cfg.keep_prefix or cfg.pos_every_block:
+                raise ValueError("a windowed decoder needs window_grid, keep_prefix=False and pos_every_block=False")
+            self.blocks = make_windowed_blocks(
+                cfg.dim, cfg.depth, cfg.num_heads, grid=cfg.window_grid, window=cfg.window, shift=cfg.window_shift,
+                mlp_ratio=cfg.mlp_ratio, norm_eps=cfg.norm_eps,
+            )
         self.norm = layer_norm(cfg.dim, cfg.norm_eps)
         self.head = head
 
@@ -71,7 +87,8 @@ class MAEDecoder(nn.Module):
         query: Tensor,
         grid: tuple[int, ...],
         coords: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
+        return_hidden: bool = False,
+    ) -> tuple[Tensor, ...]:
         """Predict values for visible and query tokens.
 
         Args:
@@ -80,9 +97,12 @@ class MAEDecoder(nn.Module):
             keep: B×Nv indices of the visible tokens (the order of `latent`).
             query: B×Nq indices of the tokens to predict from mask tokens.
             grid, coords: the token layout, for decoder positions.
+            return_hidden: also return the last block's outputs (before the final norm) at the
+                visible and query positions, B×(Nv+Nq)×dim (Point-CMAE compares them).
 
         Returns:
-            (B×Nv×P predictions at visible positions, B×Nq×P predictions at query positions)
+            (B×Nv×P predictions at visible positions, B×Nq×P predictions at query positions
+            [, B×(Nv+Nq)×dim hidden states])
         """
         x = self.embed(latent)  # B×(P+Nv)×dim
         prefix, visible = x[:, :num_prefix], x[:, num_prefix:]
@@ -94,9 +114,27 @@ class MAEDecoder(nn.Module):
             parts.insert(0, prefix)
             pos_parts.insert(0, pos_vis.new_zeros(prefix.shape))  # prefix positions are zero (MAE)
         seq, seq_pos = torch.cat(parts, dim=1), torch.cat(pos_parts, dim=1)  # B×L×dim
-        if self.cfg.pos_every_block:
+        if self.cfg.window is not None:
+            seq = self._run_windowed(seq + seq_pos, torch.cat([keep, query], dim=1), grid)
+        elif self.cfg.pos_every_block:
             seq, _ = run_blocks(self.blocks, seq, seq_pos)
         else:
             seq, _ = run_blocks(self.blocks, seq + seq_pos)
-        out = self.head(self.norm(seq[:, seq.shape[1] - keep.shape[1] - query.shape[1] :]))  # B×(Nv+Nq)×P
+        hidden = seq[:, seq.shape[1] - keep.shape[1] - query.shape[1] :]  # B×(Nv+Nq)×dim
+        out = self.head(self.norm(hidden))  # B×(Nv+Nq)×P
+        if return_hidden:
+            return out[:, : keep.shape[1]], out[:, keep.shape[1] :], hidden
         return out[:, : keep.shape[1]], out[:, keep.shape[1] :]
+
+    def _run_windowed(self, seq: Tensor, order: Tensor, grid: tuple[int, ...]) -> Tensor:
+        """Windowed blocks: seq B×N×dim holds token `order[b, i]` at i; blocks run in grid order."""
+        if tuple(grid) != tuple(self.cfg.window_grid or ()) or order.shape[1] != grid[0] * grid[1]:
+            raise ValueError(
+                f"windowed decoder built for grid {self.cfg.window_grid} got {seq.shape[1]} tokens on grid "
+                f"{tuple(grid)}; it needs every token of its grid (visible + predicted)"
+            )
+        index = order.unsqueeze(-1).expand_as(seq)  # B×N×dim
+        x = torch.empty_like(seq).scatter(1, index, seq)  # B×N×dim, token i at position i
+        for block in self.blocks:
+            x = block(x)
+        return torch.gather(x, 1, index)  # back to the order of `seq`

@@ -241,3 +241,286 @@ def make_masking(name: str, ratio: float, **params: Any) -> MaskingStrategy:
     except KeyError:
         raise ValueError(f"masking={name!r}: expected one of {sorted(MASKINGS)}") from None
     return cls(ratio, **params)
+
+
+def _split_time(grid: tuple[int, ...], who: str) -> tuple[int, int]:
+    """(T, S): the first axis of `grid` is time, the rest one spatial slot per token."""
+    if len(grid) < 2:
+        raise ValueError(f"{who} needs a token grid (T, ...spatial), got grid {grid}")
+    return grid[0], math.prod(grid[1:])
+
+
+class TubeMasking:
+    """Tube masking (VideoMAE's `TubeMaskingGenerator`): one spatial mask repeated over time.
+
+    On a (T, H, W) grid (any grid whose first axis is time) every temporal slot hides the same
+    `int(ratio * S)` of its S = H·W spatial positions, so `num_keep = T * (S - int(ratio * S))`
+    (VideoMAE at 0.9 on 8×14×14: 176 hidden and 20 kept per slot, 160 visible of 1568). The
+    noise is one uniform draw per spatial position, repeated over T: the argsort primitive then
+    keeps whole tubes.
+    """
+
+    def __init__(self, ratio: float = 0.9) -> None:
+        self.ratio = _check_ratio(ratio)
+
+    def num_keep(self, num_tokens: int, grid: tuple[int, ...] | None = None) -> int:
+        if grid is None:
+            raise ValueError("TubeMasking needs the token grid (T, H, W) to count kept tokens")
+        t, s = _split_time(grid, "TubeMasking")
+        return t * (s - int(self.ratio * s))
+
+    def noise(self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None) -> Tensor:
+        t, s = _split_time(grid, "TubeMasking")
+        return rng.rand(s).repeat(1, t)  # B×S -> B×(T·S), time-major as the token order
+
+
+class RunningCellMasking:
+    """VideoMAE V2's decoder mask (`RunningCellMaskingGenerator`): a running 2×2 cell pattern.
+
+    Each 2×2 spatial cell holds the 4-slot queue `[1]*m + [0]*(4-m)` with m = int(4 * ratio)
+    (1 = dropped from the decoder; ratio 0.5 -> [1, 1, 0, 0]). For phase p (one of 4, drawn per
+    sample) temporal slot t reads the queue rotated by p + t + 1 (the reference advances the
+    pointer before reading), laid out row-major on the cell and tiled over the (H, W) grid. Kept
+    tokens (small noise) are the 0 entries: exactly `T * (H/2)(W/2) * (4 - m)` per sample.
+    Used as `MaskedAutoencoder(decoder_masking=...)`: the decoder predicts the kept tokens.
+    """
+
+    def __init__(self, ratio: float = 0.5) -> None:
+        self.ratio = _check_ratio(ratio)
+        self.num_masks = int(4 * self.ratio)
+        if not 0 < self.num_masks < 4:
+            raise ValueError(f"running-cell masking needs 0 < int(4 * ratio) < 4, got ratio {ratio}")
+
+    def _check_grid(self, grid: tuple[int, ...] | None) -> tuple[int, int, int]:
+        if grid is None or len(grid) != 3 or grid[1] % 2 or grid[2] % 2:
+            raise ValueError(f"RunningCellMasking needs a (T, H, W) grid with even H and W, got {grid}")
+        return grid[0], grid[1], grid[2]
+
+    def num_keep(self, num_tokens: int, grid: tuple[int, ...] | None = None) -> int:
+        t, h, w = self._check_grid(grid)
+        return t * (h // 2) * (w // 2) * (4 - self.num_masks)
+
+    def maps(self, grid: tuple[int, ...]) -> Tensor:
+        """4×N: the drop map (1 = dropped) of each phase, in token order."""
+        t, h, w = self._check_grid(grid)
+        queue = torch.tensor([1.0] * self.num_masks + [0.0] * (4 - self.num_masks))  # 4
+        phase = torch.arange(4)[:, None, None] + torch.arange(t)[None, :, None] + 1  # 4×T×1
+        cells = queue[(torch.arange(4)[None, None, :] + phase) % 4]  # 4×T×4 (cell row-major)
+        cells = cells.view(4, t, 2, 2).repeat(1, 1, h // 2, w // 2)  # 4×T×H×W (np.tile)
+        return cells.flatten(1)  # 4×N
+
+    def noise(self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None) -> Tensor:
+        maps = self.maps(grid).to(rng.device)  # 4×N
+        u = rng.rand(1 + math.prod(grid))  # B×(1+N): the phase draw, then a tie-breaker per token
+        phase = (u[:, 0] * 4).long().clamp(max=3)  # B
+        return maps[phase] + 0.5 * u[:, 1:]  # B×N: dropped tokens score in [1, 1.5), kept in [0, 0.5)
+
+
+MASKINGS["tube"] = TubeMasking
+MASKINGS["running_cell"] = RunningCellMasking
+
+
+class DynamicChannelPatchMasking:
+    """Dynamic channel & patch masking (DCP, ChA-MAEViT; chaudatascience/cha_mae_vit).
+
+    Tokens lie on a grid (C, ...) whose first axis is the channel (any group of tokens that may
+    be hidden as a whole) and whose other axes are the P patches of one channel, channel-major.
+    Once per batch one mode is drawn: "patch" with probability `p_patch`, "channel" with
+    `p_channel`, "both" otherwise (alternate: p_patch = p_channel = 0.5; combination:
+    p_patch = p_channel = 0). As the reference counts:
+
+    - patch: every channel keeps `int((1 - ratio) * P)` patches (own random choice per sample
+      and channel), so `num_keep = C * int((1 - ratio) * P)`;
+    - channel: k whole channels are hidden, k uniform in [1, C - 1] (the same channels for the
+      whole batch, as the reference's equal-channel case), `num_keep = (C - k) * P`;
+    - both: k uniform in [lo, C - 1] channels hidden (lo = 1 with `at_least_one_channel`, else 0)
+      plus the per-channel patch mask on the others, `num_keep = (C - k) * int((1 - ratio) * P)`.
+
+    Batch-level draws (mode, k, which channels) come from the per-sample generators: each
+    sample draws uniforms and the batch value is the fractional part of their sum (uniform,
+    independent of the order of samples in the batch), so they are reproducible from the seeds.
+
+    Deviations from the reference: in "channel" mode k >= 1 always (the reference may draw
+    k = 0 when `at_least_one_channel` is off, skipping the decoder and scoring a zero MAE loss
+    for that step; a plan here needs a hidden token). With one channel, "channel" mode is
+    patch masking. Mixed channel counts within a batch (the reference's padding, value 99) are
+    not supported: every sample has the same C.
+
+    The visible count depends on the draw, so `noise` records it and the next `num_keep`
+    returns it (`make_plan` calls them in that order). Without a pending draw (injected noise)
+    `num_keep` returns the "patch" count.
+    """
+
+    MODES: tuple[str, ...] = ("patch", "channel", "both")
+
+    def __init__(
+        self, ratio: float = 0.75, *, p_patch: float = 0.5, p_channel: float = 0.5, at_least_one_channel: bool = False
+    ) -> None:
+        self.ratio = _check_ratio(ratio)
+        if not (0.0 <= p_patch <= 1.0 and 0.0 <= p_channel <= 1.0 and p_patch + p_channel <= 1.0 + 1e-9):
+            raise ValueError(
+                f"DCP masking needs p_patch, p_channel in [0, 1] with p_patch + p_channel <= 1, "
+                f"got p_patch={p_patch}, p_channel={p_channel}"
+            )
+        self.p_patch, self.p_channel = float(p_patch), float(p_channel)
+        self.at_least_one_channel = bool(at_least_one_channel)
+        self.last_mode: str | None = None
+        self.last_hidden_channels: list[int] = []
+        self._pending: tuple[tuple[int, ...], int] | None = None
+
+    @staticmethod
+    def _split(grid: tuple[int, ...] | None) -> tuple[int, int]:
+        if grid is None or len(grid) < 2:
+            raise ValueError(f"DCP masking needs a token grid (C, ...patches), got grid {grid}")
+        return grid[0], math.prod(grid[1:])
+
+    def keep_per_channel(self, patches: int) -> int:
+        """Patches kept per channel by the patch mask: `int((1 - ratio) * P)` (reference)."""
+        return int((1 - self.ratio) * patches)
+
+    def num_keep(self, num_tokens: int, grid: tuple[int, ...] | None = None) -> int:
+        if self._pending is not None and (grid is None or tuple(grid) == self._pending[0]):
+            keep = self._pending[1]
+            self._pending = None
+            return keep
+        c, p = self._split(grid)
+        return c * self.keep_per_channel(p)
+
+    def draw_mode(self, u_mode: float, u_count: float, channels: int) -> tuple[str, int]:
+        """(mode, number of hidden channels k) from two batch-level uniforms."""
+        mode = "patch" if u_mode < self.p_patch else "channel" if u_mode < self.p_patch + self.p_channel else "both"
+        lo = 1 if (self.at_least_one_channel or mode == "channel") else 0
+        if channels - lo <= 0 or (mode == "channel" and channels < 2):
+            return "patch", 0  # one channel: nothing to hide as a whole
+        if mode == "patch":
+            return mode, 0
+        return mode, lo + min(int(u_count * (channels - lo)), channels - lo - 1)
+
+    def noise(self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None) -> Tensor:
+        c, p = self._split(grid)
+        batch_u = torch.remainder(rng.rand(2 + c).double().sum(0), 1.0)  # 2+C batch-level uniforms
+        mode, k = self.draw_mode(float(batch_u[0]), float(batch_u[1]), c)
+        hidden_channels = torch.argsort(batch_u[2:])[:k]  # the k channels hidden for the whole batch
+        level = torch.zeros(rng.batch_size, c, p, device=rng.device)  # B×C×P, 0 = visible
+        level[:, hidden_channels.to(rng.device)] += 1.0
+        keep_pc = self.keep_per_channel(p)
+        if mode != "channel":
+            rank = torch.argsort(torch.argsort(rng.rand(c, p), dim=-1), dim=-1)  # B×C×P rank of the noise
+            level += (rank >= keep_pc).float()  # per channel: the keep_pc smallest stay visible
+        kept_channels = c - k
+        self._pending = (tuple(grid), kept_channels * (p if mode == "channel" else keep_pc))
+        self.last_mode, self.last_hidden_channels = mode, sorted(hidden_channels.tolist())
+        n = c * p
+        tie = torch.arange(n, device=rng.device, dtype=torch.float32) / (2 * n)  # deterministic order in a level
+        return level.flatten(1) + tie  # B×N: visible in [0, 0.5), hidden in [1, 2.5)
+
+
+MASKINGS["dcp"] = DynamicChannelPatchMasking
+
+
+class RandomHiddenCountMasking(RandomMasking):
+    """Uniform random masking that hides exactly `int(N * ratio)` tokens (Point-MAE's `rand`).
+
+    Point-MAE rounds the hidden count down (64 groups at 0.6 -> 38 hidden, 26 kept), where MAE
+    rounds the kept count down (`RandomMasking`: 25 kept). The draw is the same uniform noise.
+    """
+
+    def num_keep(self, num_tokens: int, grid: tuple[int, ...] | None = None) -> int:
+        return num_tokens - int(num_tokens * self.ratio)
+
+
+class NearestAnchorMasking:
+    """Hide the `int(N * ratio)` tokens nearest to a random anchor token, in token coordinates.
+
+    Point-MAE's `block` mask (`_mask_center_block`): one anchor group center drawn uniformly per
+    sample, Euclidean distances of all centers to it, the nearest `int(ratio * G)` hidden (the
+    anchor first). Needs `coords` (B×N×k, e.g. point-cloud group centers). The noise is the
+    negated distance, so the argsort primitive keeps the farthest tokens; exact distance ties
+    may be broken differently from the reference's argsort.
+    """
+
+    def __init__(self, ratio: float = 0.6) -> None:
+        self.ratio = _check_ratio(ratio)
+
+    def num_keep(self, num_tokens: int, grid: tuple[int, ...] | None = None) -> int:
+        return num_tokens - int(num_tokens * self.ratio)
+
+    def noise(self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None) -> Tensor:
+        n = math.prod(grid)
+        if coords is None or coords.ndim != 3 or coords.shape[1] != n:
+            got = None if coords is None else tuple(coords.shape)
+            raise ValueError(f"NearestAnchorMasking needs token coordinates B×{n}×k, got {got}")
+        anchor = (rng.rand(1)[:, 0] * n).long().clamp(max=n - 1).to(coords.device)  # B
+        rows = torch.arange(coords.shape[0], device=coords.device)
+        dist = (coords - coords[rows, anchor].unsqueeze(1)).float().norm(dim=-1)  # B×N
+        return (-dist).to(rng.device)
+
+
+MASKINGS["random_hidden"] = RandomHiddenCountMasking
+MASKINGS["nearest_anchor"] = NearestAnchorMasking
+
+
+class RandomHideMasking:
+    """Uniform random masking that hides `int(ratio * N)` tokens (GraphMAE's node count).
+
+    GraphMAE's `encoding_mask_noise` draws `perm = randperm(N)` and hides the first
+    `int(mask_rate * N)` nodes; MAE's `RandomMasking` instead keeps `int(N * (1 - ratio))`, which
+    differs by one whenever `ratio * N` is not an integer. Noise is uniform, so the hidden set
+    (and its order, `MaskPlan.hide`) is a uniformly random permutation, as `randperm` is. For a
+    batch of graphs packed into one row the permutation runs over all nodes of the batch, as
+    GraphMAE's does over its batched graph.
+    """
+
+    def __init__(self, ratio: float = 0.5) -> None:
+        self.ratio = _check_ratio(ratio)
+
+    def num_keep(self, num_tokens: int, grid: tuple[int, ...] | None = None) -> int:
+        return num_tokens - int(self.ratio * num_tokens)
+
+    def noise(self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None) -> Tensor:
+        return rng.rand(math.prod(grid))
+
+
+MASKINGS["random_hide"] = RandomHideMasking
+
+
+class GridLineMasking:
+    """Hide whole rows and whole columns of a 2-D token grid (Audio-MAE's `mask_2d`).
+
+    Audio-MAE's `random_masking_2d` (models_mae.py) on its 64 (time) × 8 (frequency) grid: keep
+    `int(T·(1 - ratio))` rows (time steps) and `int(F·(1 - col_ratio))` columns (frequency bands),
+    each chosen as the smallest of per-sample uniform noise (rows drawn first, then columns); a
+    token is visible only if both its row and its column are kept, so `num_keep` is the product
+    (pretraining t 0.7, f 0.3: 19 × 5 = 95 of 512 visible). Visible and hidden tokens are ordered
+    by grid index, as the reference's `argsort(index + 999·mask)`.
+
+    `ratio` is the share of hidden rows (grid axis 0, time for spectrograms), `col_ratio` that of
+    hidden columns (axis 1, frequency); `col_ratio` defaults to `ratio`.
+    """
+
+    def __init__(self, ratio: float = 0.7, *, col_ratio: float | None = None) -> None:
+        self.ratio = _check_ratio(ratio)
+        self.col_ratio = self.ratio if col_ratio is None else _check_ratio(col_ratio)
+
+    def _kept(self, grid: tuple[int, ...] | None) -> tuple[int, int]:
+        if grid is None or len(grid) != 2:
+            raise ValueError(f"GridLineMasking needs a 2-D token grid, got grid {grid}")
+        return int(grid[0] * (1 - self.ratio)), int(grid[1] * (1 - self.col_ratio))
+
+    def num_keep(self, num_tokens: int, grid: tuple[int, ...] | None = None) -> int:
+        rows, cols = self._kept(grid)
+        return rows * cols
+
+    def noise(self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None) -> Tensor:
+        keep_rows, keep_cols = self._kept(grid)
+        h, w = grid
+        def hidden_lines(n: int, keep: int) -> Tensor:  # B×n, 1 = hidden line
+            order = torch.argsort(rng.rand(n), dim=1)  # B×n, small noise kept
+            return torch.ones_like(order, dtype=torch.float32).scatter(1, order[:, :keep], 0.0)
+        rows, cols = hidden_lines(h, keep_rows), hidden_lines(w, keep_cols)  # B×h, B×w
+        hidden = 1 - (1 - rows[:, :, None]) * (1 - cols[:, None, :])  # B×h×w
+        index = torch.arange(h * w, device=hidden.device, dtype=torch.float32) / (h * w)  # N, in [0, 1)
+        return hidden.flatten(1) + index  # B×N: visible in grid order, then hidden in grid order
+
+
+MASKINGS["grid_lines"] = GridLineMasking

@@ -111,7 +111,9 @@ SOURCES: dict[str, tuple[type, Callable[[Any, str, Augment, dict[str, Any]], Dat
 # `root` (`anymae reconstruct --input PATH`).
 FILE_SOURCES: dict[str, tuple[str, dict[str, Any]]] = {"image": ("image_folder", {"layout": "flat"})}
 
-_MODALITY_SOURCE_MODULES: tuple[str, ...] = ()
+_MODALITY_SOURCE_MODULES: tuple[str, ...] = ("anymae.datasets.points_sources", "anymae.datasets.multichannel_sources",
+                                            "anymae.datasets.audio_sources", "anymae.datasets.graph_sources",
+                                            "anymae.datasets.video_sources")
 
 for _module in _MODALITY_SOURCE_MODULES:
     _mod = importlib.import_module(_module)

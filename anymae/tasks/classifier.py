@@ -8,6 +8,17 @@ The classifier keeps the MAE's tokenizer and encoder (the decoder is dropped) an
   load with an exact key match) but frozen, so that it is neither optimized nor reported as an
   unused parameter by DDP.
 - ``pool="cls"``: encoder with its final norm, the cls token's output, ``head``.
+- ``pool="cls_attn"`` / ``"cls_attn_sigmoid"`` (ChA-MAEViT's hybrid token fusion): encoder with its
+  final norm; the cls output fused with a learned-query attention pool over the non-prefix tokens
+  (``fusion.*``, :class:`anymae.modalities.multichannel.HybridTokenFusion`), then ``head``.
+- ``pool="cls_max"`` (Point-MAE's ``PointTransformer``): the classifier adds its own cls token and
+  learned cls position (``cls_token``, ``cls_pos``, trunc_normal 0.02; for encoders pretrained
+  without cls), the encoder runs on [cls, tokens] with its final norm, and the head reads
+  ``[cls output, max over tokens]`` (2·D).
+
+``head="linear"`` (default) is the Linear below; ``head="mlp"`` is Point-MAE's
+``cls_head_finetune``: Linear(in, 256), BN, ReLU, Dropout 0.5, Linear(256, 256), BN, ReLU,
+Dropout 0.5, Linear(256, C), with torch's default init.
 
 ``head`` is a Linear with weight ~ trunc_normal(std=2e-5) and zero bias (MAE). Parameter names
 are ``tokenizer.*``, ``encoder.*``, ``fc_norm.*`` and ``head.*``, so the layer-wise lr decay of
@@ -22,14 +33,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from torch import Tensor, nn
 
 from anymae.core.model import MaskedAutoencoder
 from anymae.core.registry import create_model
 from anymae.tasks.checkpoint import CheckpointError, compare_keys, load_checkpoint
 
-Pool = Literal["mean", "cls"]
-POOLS: tuple[str, ...] = ("mean", "cls")
+Pool = Literal["mean", "cls", "cls_attn", "cls_attn_sigmoid", "cls_max"]
+POOLS: tuple[str, ...] = ("mean", "cls", "cls_attn", "cls_attn_sigmoid", "cls_max")
+Head = Literal["linear", "mlp"]
+HEADS: tuple[str, ...] = ("linear", "mlp")
 BODY_PREFIXES: tuple[str, ...] = ("tokenizer.", "encoder.")
 
 
@@ -59,19 +73,31 @@ class Classifier(nn.Module):
         body: the MaskedAutoencoder providing tokenizer, encoder and ``features``.
         num_classes: C, the number of output logits.
         pool: "mean" (mean of tokens without final norm, then fc_norm) or "cls".
-        head_init_std: std of the head's trunc_normal weight init (MAE: 2e-5).
+        head_init_std: std of the head's trunc_normal weight init (MAE: 2e-5; linear head only).
+        head: "linear" or "mlp" (Point-MAE's 3-layer head with BN and dropout).
     """
 
     def __init__(
-        self, body: MaskedAutoencoder, num_classes: int, *, pool: Pool = "mean", head_init_std: float = 2e-5
+        self,
+        body: MaskedAutoencoder,
+        num_classes: int,
+        *,
+        pool: Pool = "mean",
+        head_init_std: float = 2e-5,
+        head: Head = "linear",
     ) -> None:
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"Classifier: num_classes={num_classes!r}: expected an int >= 1")
         if pool not in POOLS:
             raise ValueError(f"Classifier: pool={pool!r}: expected one of {POOLS}")
-        if pool == "cls" and body.encoder.cls_token is None:
-            raise ValueError("Classifier: pool='cls' but the encoder has no cls token; use pool='mean'")
+        if pool not in ("mean", "cls_max") and body.encoder.cls_token is None:
+            raise ValueError(f"Classifier: pool={pool!r} but the encoder has no cls token; use pool='mean'")
+        if pool == "cls_max" and body.encoder.num_prefix:
+            raise ValueError("Classifier: pool='cls_max' adds its own cls token; the encoder already has prefix "
+                             "tokens, use pool='cls'")
+        if head not in HEADS:
+            raise ValueError(f"Classifier: head={head!r}: expected one of {HEADS}")
         if head_init_std <= 0:
             raise ValueError(f"Classifier: head_init_std={head_init_std!r}: expected > 0")
         # Not registered as a submodule: its tokenizer/encoder are registered below under their own
@@ -85,14 +111,31 @@ class Classifier(nn.Module):
         self.fc_norm: nn.Module = nn.LayerNorm(dim, eps=1e-6) if pool == "mean" else nn.Identity()
         if pool == "mean":
             self.encoder.norm.requires_grad_(False)  # unused without the final norm (see module doc)
-        self.head = nn.Linear(dim, num_classes)
-        nn.init.trunc_normal_(self.head.weight, std=head_init_std)
-        nn.init.zeros_(self.head.bias)
+        self.fusion: nn.Module | None = None
+        if pool.startswith("cls_attn"):
+            from anymae.modalities.multichannel import HybridTokenFusion
+
+            self.fusion = HybridTokenFusion(dim, body.encoder.cfg.num_heads, gate=pool == "cls_attn_sigmoid")
+        if pool == "cls_max":
+            self.cls_token = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, 1, dim), std=0.02))
+            self.cls_pos = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, 1, dim), std=0.02))
+        in_dim = 2 * dim if pool == "cls_max" else dim
+        if head == "mlp":
+            self.head: nn.Module = nn.Sequential(
+                nn.Linear(in_dim, 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True), nn.Dropout(0.5),
+                nn.Linear(256, 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True), nn.Dropout(0.5),
+                nn.Linear(256, num_classes),
+            )
+        else:
+            self.head = nn.Linear(in_dim, num_classes)
+            nn.init.trunc_normal_(self.head.weight, std=head_init_std)
+            nn.init.zeros_(self.head.bias)
         self.config: dict[str, Any] = {
             "model": dict(body.config),
             "num_classes": num_classes,
             "pool": pool,
             "head_init_std": head_init_std,
+            "head": head,
         }
 
     @classmethod
@@ -104,6 +147,7 @@ class Classifier(nn.Module):
         pool: Pool = "mean",
         drop_path: float = 0.1,
         head_init_std: float = 2e-5,
+        head: Head = "linear",
     ) -> Classifier:
         """A classifier with ``mae``'s tokenizer and encoder weights and stochastic depth ``drop_path``.
 
@@ -117,6 +161,7 @@ class Classifier(nn.Module):
             pool: "mean" or "cls".
             drop_path: stochastic-depth rate of the last block (MAE ViT-B: 0.1).
             head_init_std: std of the head's weight init.
+            head: "linear" or "mlp".
 
         Raises:
             ValueError: ``mae.config`` lacks the preset name.
@@ -131,7 +176,7 @@ class Classifier(nn.Module):
             )
         body = create_model(name, **{**config, "drop_path": drop_path})
         body.decoder = None  # the classifier never decodes; free its memory
-        classifier = cls(body, num_classes, pool=pool, head_init_std=head_init_std)
+        classifier = cls(body, num_classes, pool=pool, head_init_std=head_init_std, head=head)
         classifier.load_body_state(mae.state_dict(), source=f"MaskedAutoencoder {name!r}")
         return classifier
 
@@ -144,14 +189,32 @@ class Classifier(nn.Module):
         Returns:
             B×num_classes logits.
         """
-        feats = self._body.features(x, final_norm=self.pool == "cls")
+        if self.pool == "cls_max":
+            return self.head(self._cls_max_features(x))
+        feats = self._body.features(x, final_norm=self.pool != "mean")
+        if self.fusion is not None:
+            return self.head(self.fusion(feats.prefix[:, 0], feats.tokens))  # B×D fused, then logits
         pooled = self.fc_norm(feats.pooled(self.pool))  # B×D (fc_norm is Identity for "cls")
         return self.head(pooled)
+
+    def _cls_max_features(self, x: Any) -> Tensor:
+        """[cls output, max over token outputs] with the classifier's cls token and position: B×2D."""
+        tokens = self.tokenizer(x)
+        b = tokens.x.shape[0]
+        pos = self.tokenizer.pos_embed(tokens.grid, tokens.coords).expand(b, -1, -1)  # B×N×D
+        seq = torch.cat([self.cls_token.expand(b, -1, -1), tokens.x], dim=1)  # B×(1+N)×D
+        seq_pos = torch.cat([self.cls_pos.expand(b, -1, -1), pos], dim=1)  # B×(1+N)×D
+        if self.encoder.cfg.pos_every_block:
+            latent, _ = self.encoder(seq, seq_pos)
+        else:
+            latent, _ = self.encoder(seq + seq_pos)
+        return torch.cat([latent[:, 0], latent[:, 1:].max(dim=1).values], dim=-1)  # B×2D
 
     def no_weight_decay(self) -> set[str]:
         """Names exempt from weight decay in fine-tuning: cls / register tokens, learned positions."""
         params = dict(self.named_parameters())
-        names = {"encoder.cls_token", "encoder.reg_token"} | {n for n in params if "pos_embed" in n}
+        names = {"encoder.cls_token", "encoder.reg_token", "cls_token", "cls_pos"}
+        names |= {n for n in params if "pos_embed" in n}
         return {n for n in names if n in params}
 
     def load_body_state(self, state: Mapping[str, Tensor], *, source: str) -> LoadReport:

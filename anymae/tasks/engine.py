@@ -72,8 +72,20 @@ class TrainResult:
 
 
 def pretrain_objective(model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
-    """MAE pretraining: batch ``(x, label, seeds)`` -> ``model(x, seeds=seeds).loss``."""
+    """MAE pretraining: batch ``(x, label, seeds)`` -> ``model(x, seeds=seeds).loss``.
+
+    Repeated sampling (VideoMAE V2 ``num_sample``): when a tensor ``x`` holds k inputs per item
+    (``x.shape[0] == k * len(seeds)``, item-major, as a dataset's ``collate_x`` concatenates them),
+    input j of an item gets its own mask seed ``sample_seed(seed, 0, j)``.
+    """
     x, _label, seeds = batch
+    if isinstance(x, Tensor) and x.shape[0] != len(seeds):
+        k = x.shape[0] // len(seeds)
+        if k * len(seeds) != x.shape[0]:
+            raise ValueError(f"pretrain batch: {x.shape[0]} inputs for {len(seeds)} sample seeds (expected a multiple)")
+        from anymae.datasets.seeding import sample_seed
+
+        seeds = torch.tensor([sample_seed(int(s), 0, j) for s in seeds.tolist() for j in range(k)], device=seeds.device)
     return model(x, seeds=seeds).loss, {}
 
 
@@ -195,6 +207,8 @@ def _train(
         betas=optim_cfg.betas,
         decay_tokens=optim_cfg.decay_tokens,
         layer_decay=optim_cfg.layer_decay,
+        optimizer=optim_cfg.optimizer,
+        decay_all=optim_cfg.decay_all,
     )
     ckpt = _restore(out_dir, wrapped, optimizer, run_info) if run_cfg.resume else {}
     start, skipped = ckpt.get("step", 0), ckpt.get("skipped_steps", 0)

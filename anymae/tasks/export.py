@@ -23,6 +23,8 @@ ExportFormat = Literal["timm", "safetensors", "official"]
 
 def timm_kwargs(config: dict[str, Any]) -> dict[str, Any]:
     """Arguments that make `timm.create_model("vit_base_patch16_224", **kwargs)` match an image encoder."""
+    if "target_length" in config and "num_mel_bins" in config:  # spectrogram ViT (Audio-MAE): 1×T×F "images"
+        config = {**config, "img_size": (config["target_length"], config["num_mel_bins"]), "in_chans": 1}
     if "patch_size" not in config or "img_size" not in config:
         raise ValueError(f"model {config.get('name')!r} is not an image ViT; timm export covers image models")
     size = config["img_size"]
@@ -44,6 +46,15 @@ def export_model(model: Any, out: str | os.PathLike[str], fmt: ExportFormat = "t
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "official":
+        if "num_group" in model.config:  # a point model: Point-MAE's / Point-CMAE's `base_model` layout
+            from .interop_points import anymae_to_point_cmae, anymae_to_point_mae
+
+            convert = anymae_to_point_cmae if model.config.get("two_mask") else anymae_to_point_mae
+            return save_checkpoint(out, {"base_model": convert(model.state_dict())})
+        if "tubelet_size" in model.config:  # a video model: VideoMAE's pretraining release layout
+            from .interop_videomae import anymae_to_videomae
+
+            return save_checkpoint(out, {"model": anymae_to_videomae(model.state_dict())})
         return save_checkpoint(out, {"model": anymae_to_official_mae(model.state_dict())})
     kwargs = timm_kwargs(model.config)
     state = export_timm_encoder(model)

@@ -39,7 +39,7 @@ from anymae.core.model import MaskedAutoencoder
 from anymae.datasets.collate import collate_fn_for
 from anymae.datasets.seeding import SeededSamples
 from anymae.datasets.sources import build_dataset
-from anymae.tasks.classifier import POOLS, Classifier, Pool
+from anymae.tasks.classifier import POOLS, Classifier, Head, Pool
 from anymae.tasks.engine import TrainResult, autocast_dtype, train
 from anymae.tasks.sampler import mix_seed
 from anymae.tasks.steps import to_device
@@ -80,6 +80,10 @@ class FinetuneConfig:
         mixup_mode: "batch" (one draw per batch, MAE), "pair" or "elem".
         label_smoothing: smoothing of the (mixed) targets.
         eval_batch_size: samples per forward in the final evaluation.
+        task: "single_label" (cross-entropy; top-1) or "multi_label" (AudioSet style: labels are
+            C-vectors, BCE-with-logits loss, macro mAP over the classes with a positive; batch
+            mixup / cutmix off: mixing is the dataset's, e.g. Audio-MAE's waveform mixup).
+            Single-label datasets may also give C-vector (mixed) labels: soft-target CE.
     """
 
     num_classes: int
@@ -87,6 +91,7 @@ class FinetuneConfig:
     pool: Pool = "mean"
     drop_path: float = 0.1
     head_init_std: float = 2e-5
+    head: Head = "linear"  # "mlp": Point-MAE's 256-256 head with BN and dropout 0.5
     mixup: float = 0.8
     cutmix: float = 1.0
     mixup_prob: float = 1.0
@@ -94,6 +99,7 @@ class FinetuneConfig:
     mixup_mode: MixupMode = "batch"
     label_smoothing: float = 0.1
     eval_batch_size: int = 256
+    task: Literal["single_label", "multi_label"] = "single_label"
 
     def __post_init__(self) -> None:
         def check(ok: bool, name: str, expected: str) -> None:
@@ -112,6 +118,9 @@ class FinetuneConfig:
         check(self.mixup_mode in ("batch", "pair", "elem"), "mixup_mode", "'batch', 'pair' or 'elem'")
         check(0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1)")
         check(self.eval_batch_size >= 1, "eval_batch_size", ">= 1")
+        check(self.task in ("single_label", "multi_label"), "task", "'single_label' or 'multi_label'")
+        check(self.task == "single_label" or not self.uses_mixup, "task",
+              "single_label when batch mixup/cutmix is on (multi_label: set mixup=0 and cutmix=0)")
         if self.uses_mixup and self.optim.batch_size % 2:
             raise ValueError(
                 f"FinetuneConfig: mixup/cutmix pair each sample with the batch flipped, so optim.batch_size "
@@ -146,6 +155,7 @@ class ClassificationObjective:
                 label_smoothing=cfg.label_smoothing, num_classes=cfg.num_classes,
             )  # fmt: skip
         self.soft_loss = SoftTargetCrossEntropy()
+        self.task = cfg.task
 
     def _check_labels(self, label: Tensor) -> None:
         lo, hi = torch.aminmax(label)
@@ -183,6 +193,14 @@ class ClassificationObjective:
     def __call__(self, model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
         """Loss of ``model`` on one batch ``(x, label, seeds)`` (the engine's objective contract)."""
         x, label, seeds = batch
+        if label.ndim == 2 or self.task == "multi_label":  # C-vector labels (multi-hot / mixed in the dataset)
+            if label.ndim != 2 or label.shape[1] != self.num_classes:
+                raise ValueError(f"fine-tuning ({self.task}): expected B×{self.num_classes} label vectors, "
+                                 f"got labels of shape {tuple(label.shape)}")
+            logits = model(x).float()  # B×C
+            if self.task == "multi_label":
+                return F.binary_cross_entropy_with_logits(logits, label.float()), {}
+            return self.soft_loss(logits, label.float()), {}
         self._check_labels(label)
         if self.mixer is None:
             logits = model(x)  # B×C
@@ -206,12 +224,14 @@ class FinetuneResult:
     num_val: int
     train: TrainResult
     protocol: str = ""
+    mAP: float | None = None  # multi_label: macro mAP (%) on val; top1 is then NaN
 
 
 def classifier_from_config(mae: MaskedAutoencoder, cfg: FinetuneConfig) -> Classifier:
     """``Classifier.from_mae`` with the config's num_classes, pool, drop_path and head init."""
     return Classifier.from_mae(
-        mae, cfg.num_classes, pool=cfg.pool, drop_path=cfg.drop_path, head_init_std=cfg.head_init_std
+        mae, cfg.num_classes, pool=cfg.pool, drop_path=cfg.drop_path, head_init_std=cfg.head_init_std,
+        head=cfg.head,
     )
 
 
@@ -235,8 +255,14 @@ def evaluate_classifier(
     batch_size: int = 256,
     num_workers: int = 0,
     precision: Literal["auto", "fp32", "bf16"] = "fp32",
+    view_average: Literal["prob", "logit"] = "prob",
 ) -> float:
     """Top-1 accuracy (%) of ``model`` (in eval mode) on a dataset of ``(x, label, ...)`` items.
+
+    Multi-view testing: when the dataset (or one it wraps) has ``num_views = V > 1``, each item's
+    x carries a leading views axis (V×...); the batch B×V×... is scored as B·V inputs and each
+    item's prediction is the mean of its V softmax probabilities (``view_average="prob"``,
+    VideoMAE's clips × crops test) or of its V logits (``"logit"``).
 
     Args:
         model: maps a batch to B×C logits; evaluated on the device of its parameters.
@@ -244,6 +270,7 @@ def evaluate_classifier(
         batch_size: samples per forward.
         num_workers: DataLoader worker processes.
         precision: autocast as in the engine ("auto": bf16 on a capable CUDA device).
+        view_average: how the views of one item are combined.
 
     Returns:
         100 × correct / len(dataset).
@@ -252,17 +279,74 @@ def evaluate_classifier(
         raise ValueError("evaluate_classifier: the dataset is empty")
     device = next(model.parameters()).device
     amp = autocast_dtype(precision, device)
+    if view_average not in ("prob", "logit"):
+        raise ValueError(f"evaluate_classifier: view_average={view_average!r}: expected 'prob' or 'logit'")
+    views, inner = 1, dataset
+    while inner is not None and views == 1:
+        views, inner = int(getattr(inner, "num_views", 1)), getattr(inner, "dataset", None)
     was_training = model.training
     model.eval()
     correct, total = 0, 0
     for batch in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_fn_for(dataset)):
         x, label = to_device(batch[0], device), batch[1].to(device)
+        if views > 1:
+            x = x.flatten(0, 1)  # B×V×... -> (B·V)×...
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            logits = model(x)  # B×C
+            logits = model(x)  # B×C, or (B·V)×C
+        if views > 1:
+            per_view = logits.float().view(-1, views, logits.shape[-1])  # B×V×C
+            logits = per_view.softmax(-1).mean(1) if view_average == "prob" else per_view.mean(1)
         correct += int((logits.argmax(dim=1) == label).sum())
         total += int(label.shape[0])
     model.train(was_training)
     return 100.0 * correct / total
+
+
+def mean_average_precision(scores: Tensor, targets: Tensor) -> float:
+    """Macro mAP (%): sklearn ``average_precision_score`` per class, averaged over the classes
+    that have at least one positive (targets >= 0.5) in ``targets``.
+
+    Args:
+        scores: N×C scores (logits or probabilities: AP depends only on the ranking).
+        targets: N×C multi-hot targets.
+    """
+    from sklearn.metrics import average_precision_score
+
+    y = (targets >= 0.5).cpu().numpy()
+    s = scores.float().cpu().numpy()
+    present = np.flatnonzero(y.any(axis=0))
+    if present.size == 0:
+        raise ValueError("mean_average_precision: no class has a positive example in the targets")
+    return 100.0 * float(np.mean([average_precision_score(y[:, k], s[:, k]) for k in present]))
+
+
+@torch.no_grad()
+def evaluate_multilabel(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    batch_size: int = 256,
+    num_workers: int = 0,
+    precision: Literal["auto", "fp32", "bf16"] = "fp32",
+) -> float:
+    """Macro mAP (%) of ``model`` (eval mode) on items ``(x, C-vector label, ...)`` (see
+    :func:`mean_average_precision`)."""
+    if len(dataset) == 0:  # type: ignore[arg-type]
+        raise ValueError("evaluate_multilabel: the dataset is empty")
+    device = next(model.parameters()).device
+    amp = autocast_dtype(precision, device)
+    was_training = model.training
+    model.eval()
+    scores, targets = [], []
+    for batch in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_fn_for(dataset)):
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            scores.append(model(to_device(batch[0], device)).float().cpu())  # B×C
+        targets.append(batch[1])
+    model.train(was_training)
+    target = torch.cat(targets)
+    if target.ndim != 2:
+        raise ValueError(f"evaluate_multilabel: expected N×C label vectors, got labels of shape {tuple(target.shape)}")
+    return mean_average_precision(torch.cat(scores), target)
 
 
 def finetune(
@@ -293,10 +377,17 @@ def finetune(
         "run": to_dict(dataclasses.asdict(run_cfg)),
     }
     trained = train(classifier, data, ClassificationObjective(cfg), cfg.optim, run_cfg, full_config=full_config)
-    top1 = evaluate_classifier(
-        classifier, val_set, batch_size=cfg.eval_batch_size, num_workers=run_cfg.num_workers,
-        precision=run_cfg.precision,
-    )  # fmt: skip
+    mAP = None
+    if cfg.task == "multi_label":
+        top1, mAP = float("nan"), evaluate_multilabel(
+            classifier, val_set, batch_size=cfg.eval_batch_size, num_workers=run_cfg.num_workers,
+            precision=run_cfg.precision,
+        )  # fmt: skip
+    else:
+        top1 = evaluate_classifier(
+            classifier, val_set, batch_size=cfg.eval_batch_size, num_workers=run_cfg.num_workers,
+            precision=run_cfg.precision,
+        )  # fmt: skip
     o = cfg.optim
     mixing = (
         f"mixup {cfg.mixup:g} cutmix {cfg.cutmix:g} (p {cfg.mixup_prob:g}, switch {cfg.mixup_switch_prob:g}, "
@@ -308,7 +399,10 @@ def finetune(
         f"batch={o.batch_size}x{o.accum_iter} drop_path={cfg.drop_path:g}; {mixing}, label smoothing "
         f"{cfg.label_smoothing:g}; top1 = final-epoch top-1 on val ({num_val} samples), no epoch selection"
     )
-    return FinetuneResult(top1=top1, num_val=num_val, train=trained, protocol=protocol)
+    if mAP is not None:
+        protocol = protocol.replace(f"{mixing}, label smoothing {cfg.label_smoothing:g}; top1 = final-epoch top-1",
+                                    "multi-label BCE; mAP = final-epoch macro mAP")
+    return FinetuneResult(top1=top1, num_val=num_val, train=trained, protocol=protocol, mAP=mAP)
 
 
 @dataclass
@@ -335,5 +429,6 @@ def run_finetune(cfg: FinetuneRunConfig) -> dict[str, Any]:
     train_set = build_dataset(cfg.data, split="train", augment="finetune", model_config=mae.config)
     val_set = build_dataset(cfg.val_data or cfg.data, split="test", augment=False, model_config=mae.config)
     result = finetune(classifier, train_set, val_set, cfg.finetune, cfg.run)
-    return {"top1": result.top1, "num_val": result.num_val, "protocol": result.protocol,
+    scores = {"mAP": result.mAP} if result.mAP is not None else {"top1": result.top1}
+    return {**scores, "num_val": result.num_val, "protocol": result.protocol,
             "checkpoint": str(result.train.checkpoint)}

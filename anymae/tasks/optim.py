@@ -58,6 +58,7 @@ def param_groups(
     decay_tokens: bool = True,
     layer_decay: float | None = None,
     num_layers: int | None = None,
+    decay_all: bool = False,
 ) -> list[dict[str, Any]]:
     """Split the trainable parameters of ``model`` into optimizer groups.
 
@@ -68,6 +69,7 @@ def param_groups(
         decay_tokens: False also exempts ``model.no_weight_decay()`` names from weight decay.
         layer_decay: layer-wise lr decay factor; None gives every group ``lr_scale`` 1.
         num_layers: encoder depth + 1; default from ``model.encoder.depth``.
+        decay_all: decay every parameter, biases and 1-D params too (GraphMAE's Adam).
 
     Returns:
         Groups ``{"name", "params", "weight_decay", "lr_scale"}`` in first-seen order; names are
@@ -83,7 +85,7 @@ def param_groups(
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        decayed = not (p.ndim <= 1 or name.endswith(".bias") or _listed(name, exempt))
+        decayed = decay_all or not (p.ndim <= 1 or name.endswith(".bias") or _listed(name, exempt))
         tag = "decay" if decayed else "no_decay"
         scale = 1.0
         if layer_decay is not None:
@@ -106,18 +108,25 @@ def build_optimizer(
     decay_tokens: bool = True,
     layer_decay: float | None = None,
     num_layers: int | None = None,
-) -> torch.optim.AdamW:
-    """AdamW over ``param_groups(...)``; ``lr`` is the peak lr (the schedule sets it every step).
+    optimizer: str = "adamw",
+    decay_all: bool = False,
+) -> torch.optim.Optimizer:
+    """AdamW (or Adam, ``optimizer="adam"``) over ``param_groups(...)``; ``lr`` is the peak lr (the
+    schedule sets it every step).
 
     The fused kernel is used where every parameter is a plain float tensor on the CPU or a CUDA
     device (5x faster steps than the per-tensor loop on a 2-core CPU, same maths); sharded
     (FSDP) parameters use the default implementation.
     """
     groups = param_groups(
-        model, weight_decay, decay_tokens=decay_tokens, layer_decay=layer_decay, num_layers=num_layers
+        model, weight_decay, decay_tokens=decay_tokens, layer_decay=layer_decay, num_layers=num_layers,
+        decay_all=decay_all,
     )
     params = [p for g in groups for p in g["params"]]
     fused = all(
         type(p.data) is torch.Tensor and p.dtype.is_floating_point and p.device.type in ("cpu", "cuda") for p in params
     )
-    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=fused or None)
+    if optimizer not in ("adamw", "adam"):
+        raise ValueError(f"optimizer={optimizer!r}: expected 'adamw' or 'adam'")
+    cls = torch.optim.AdamW if optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=lr, betas=tuple(betas), fused=fused or None)

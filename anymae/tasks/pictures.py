@@ -82,8 +82,8 @@ def panels_from_output(
     fill = _render_fn(model, "picture_fill")
     tokens, untokenize = out.tokens, model.tokenizer.untokenize
     raw = tokens.target  # B×N×P
-    hidden = out.mask.unsqueeze(-1)  # B×N×1, 1 = hidden from the encoder
-    masked = raw * (1 - hidden) + fill(tokens, **opts) * hidden  # B×N×P
+    hidden = out.mask.unsqueeze(-1) > 0  # B×N×1, True = hidden from the encoder
+    masked = torch.where(hidden, fill(tokens, **opts), raw)  # B×N×P (a NaN fill stays off visible tokens)
     reconstruction = model.reconstruct(out, stats="own")
     panels = {
         INPUT: to_pictures(batch, **opts),

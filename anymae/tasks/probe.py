@@ -2,8 +2,10 @@
 
 Protocols (see their modules): `knn` weighted k-NN (cosine, T 0.07, k 20); `linear` MAE's linear
 probe (BatchNorm without affine + Linear, LARS, blr 0.1 by default); `attentive` the
-efficient-probing (EP) multi-query attention pooling + the same BN + Linear head. Every number is
-the final-epoch test accuracy; nothing is selected on the test split.
+efficient-probing (EP) multi-query attention pooling + the same BN + Linear head; `svm` a linear
+SVM (C = 1, Point-MAE's `LinearSVC()`) on frozen features, see `probe_svm` (`svm_pool`
+"mean_max" = [mean, max] over tokens, the point-cloud convention). Every number is the
+final-epoch test accuracy; nothing is selected on the test split.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from .probe_attentive import attentive_probe
 from .probe_knn import knn_probe
 from .probe_linear import linear_probe
 
-Protocol = Literal["knn", "linear", "attentive"]
+Protocol = Literal["knn", "linear", "attentive", "svm", "prototypical"]
+_PROTOCOLS = ("knn", "linear", "attentive", "svm", "prototypical")
 
 
 @dataclass
@@ -41,6 +44,10 @@ class ProbeSettings:
     temperature: float = 0.07
     num_queries: int = 32
     seed: int = 0
+    svm_c: float = 1.0
+    svm_pool: Literal["pool", "mean", "max", "mean_max"] = "pool"  # "pool" = `pool` above
+    prototypes_per_class: int = 20  # prototypical (Bird-MAE): J prototypes per class
+    prototypical_epochs: int = 30
 
 
 @dataclass
@@ -57,15 +64,20 @@ class ProbeConfig:
 
 
 def _check_protocols(protocols: list[str]) -> None:
-    unknown = sorted(set(protocols) - {"knn", "linear", "attentive"})
+    unknown = sorted(set(protocols) - set(_PROTOCOLS))
     if unknown:
-        raise ValueError(f"unknown probe protocol(s) {unknown}; expected knn, linear or attentive")
+        raise ValueError(f"unknown probe protocol(s) {unknown}; expected one of {', '.join(_PROTOCOLS)}")
 
 
 def needed_poolings(settings: ProbeSettings, pools: tuple[str, ...] | None = None) -> tuple[str, ...]:
     """The feature kinds the requested protocols read (pooled kinds, plus tokens for attentive)."""
-    kinds = tuple(pools or (settings.pool,)) if {"knn", "linear"} & set(settings.protocols) else ()
-    return kinds + (("tokens",) if "attentive" in settings.protocols else ())
+    pooled = {"knn", "linear"} | ({"svm"} if settings.svm_pool == "pool" else set())
+    kinds = tuple(pools or (settings.pool,)) if pooled & set(settings.protocols) else ()
+    svm_tokens = "svm" in settings.protocols and settings.svm_pool != "pool"
+    kinds += ("tokens",) if "attentive" in settings.protocols or svm_tokens else ()
+    if "prototypical" in settings.protocols:  # tokens minus the cls output (Bird-MAE's focal similarity)
+        kinds += tuple(k for k in ("tokens", "cls") if k not in kinds)
+    return kinds
 
 
 def encoder_features(
@@ -96,6 +108,21 @@ def probe_features(
             train[pool], test[pool], epochs=settings.epochs, warmup_epochs=settings.warmup_epochs,
             batch_size=settings.batch_size, blr=settings.blr, optimizer=settings.optimizer, seed=settings.seed,
         ).top1
+    if "prototypical" in settings.protocols:
+        from .probe_prototypical import prototypical_probe
+
+        results["prototypical"] = prototypical_probe(
+            train["tokens"], test["tokens"], train_cls=train["cls"], test_cls=test["cls"],
+            per_class=settings.prototypes_per_class, epochs=settings.prototypical_epochs, seed=settings.seed,
+        ).top1
+    if "svm" in settings.protocols:
+        from .probe_svm import pool_tokens, svm_probe
+
+        if settings.svm_pool == "pool":
+            tr, te = train[pool], test[pool]
+        else:
+            tr, te = (pool_tokens(f["tokens"], settings.svm_pool) for f in (train, test))  # type: ignore[arg-type]
+        results["svm"] = svm_probe(tr, te, C=settings.svm_c, seed=settings.seed).top1
     if "attentive" in settings.protocols:
         results["attentive"] = attentive_probe(
             train["tokens"], test["tokens"], num_queries=settings.num_queries, epochs=settings.epochs,

@@ -32,12 +32,14 @@ def reconstruct_checkpoint(
     data_overrides: list[str] | None = None,
     num: int = 8,
     seed: int = 0,
+    gif: str | Path | None = None,
 ) -> Path:
     """PNG of the first `num` samples: input | masked | reconstruction (| normalized prediction).
 
     Data: `inputs` (a file or folder of images), else the checkpoint's own `data` section
     (evaluation transform, test split), changed by `data_overrides` ("data.key=value").
     Masks are drawn from `seed` (sample i gets seed + i), so pictures are reproducible.
+    With `gif` (clip modalities) an animated GIF of the same panels is written there too.
     """
     state = load_checkpoint(checkpoint)  # read once: model and the run's own data section
     model = model_from_state(state, str(checkpoint))
@@ -46,4 +48,8 @@ def reconstruct_checkpoint(
     data: Dataset = build_dataset(section, split="test", augment=False, model_config=model.config)
     n = min(num, len(data))  # type: ignore[arg-type]
     batch = collate_items(data, [data[i] for i in range(n)])[0]
+    if gif is not None:
+        from .animation import save_reconstruction_gif
+
+        save_reconstruction_gif(gif, model, batch, seeds=torch.arange(seed, seed + n), max_rows=n)
     return save_reconstruction_png(out, model, batch, seeds=torch.arange(seed, seed + n), max_rows=n)

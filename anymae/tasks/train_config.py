@@ -35,6 +35,10 @@ class OptimConfig:
         decay_tokens: True = MAE pretraining (cls / mask tokens decayed); False also excludes the
             names in ``model.no_weight_decay()`` from weight decay.
         layer_decay: layer-wise lr decay (fine-tuning); None = off.
+        optimizer: "adamw" (decoupled weight decay, MAE) or "adam" (``torch.optim.Adam``: L2 weight
+            decay added to the gradient, GraphMAE's ``create_optimizer("adam", ...)``).
+        decay_all: True = every parameter is decayed, biases and 1-D params included (GraphMAE
+            passes ``model.parameters()`` to Adam as one group).
     """
 
     blr: float = 1.5e-4
@@ -49,6 +53,8 @@ class OptimConfig:
     clip_grad: float | None = None
     decay_tokens: bool = True
     layer_decay: float | None = None
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    decay_all: bool = False
 
     def __post_init__(self) -> None:
         _check(self.blr > 0, "blr", self.blr, "> 0")
@@ -65,6 +71,7 @@ class OptimConfig:
         _check(self.clip_grad is None or self.clip_grad > 0, "clip_grad", self.clip_grad, "None or > 0")
         _check(self.layer_decay is None or 0 < self.layer_decay <= 1, "layer_decay", self.layer_decay,
                "None or in (0, 1]")
+        _check(self.optimizer in ("adamw", "adam"), "optimizer", self.optimizer, "'adamw' or 'adam'")
 
 
 @dataclass

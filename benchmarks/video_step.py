@@ -1,0 +1,128 @@
+"""Video MAE pretraining step: anymae vs HF transformers' VideoMAEForPreTraining, side by side.
+
+Both models get the same weights (HF's, converted with `anymae.tasks.interop_videomae`), the same
+clips and the same tube masks; one step = forward + backward + fused AdamW update. Steps alternate
+(A B, B A, ...) and the median is reported, with FLOPs per clip (torch.utils.flop_counter),
+achieved FLOP/s and the fp32 2048² matmul ceiling measured in the same run (helpers shared with
+benchmarks/image_step.py).
+
+    python benchmarks/video_step.py            # ViT-B, 16×224², tubelets 2×16×16, tube 0.9, batch 4
+    python benchmarks/video_step.py --quick    # tiny sizes, < 1 minute on a CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from image_step import matmul_ceiling, step_flops, sync
+
+import anymae
+from anymae.tasks.interop_videomae import load_videomae_weights
+
+
+def build_pair(args: argparse.Namespace) -> tuple[torch.nn.Module, anymae.MaskedAutoencoder]:
+    """(HF VideoMAEForPreTraining, anymae model) with identical weights (HF's random init)."""
+    from transformers import VideoMAEConfig, VideoMAEForPreTraining
+
+    ours = anymae.create_model(args.model, **args.sizes)
+    c = ours.config
+    hf_cfg = VideoMAEConfig(
+        image_size=c["img_size"], patch_size=c["patch_size"], num_frames=c["num_frames"],
+        tubelet_size=c["tubelet_size"], hidden_size=c["embed_dim"], num_hidden_layers=c["depth"],
+        num_attention_heads=c["num_heads"], intermediate_size=int(c["embed_dim"] * c["mlp_ratio"]),
+        decoder_hidden_size=c["decoder_embed_dim"], decoder_num_hidden_layers=c["decoder_depth"],
+        decoder_num_attention_heads=c["decoder_num_heads"],
+        decoder_intermediate_size=int(c["decoder_embed_dim"] * c["mlp_ratio"]), use_mean_pooling=False,
+        layer_norm_eps=1e-6, norm_pix_loss=True, attn_implementation="sdpa",
+    )  # fmt: skip
+    hf = VideoMAEForPreTraining(hf_cfg)
+    load_videomae_weights(ours, hf.state_dict())
+    return hf, ours
+
+
+def make_step(model: torch.nn.Module, kind: str, x: torch.Tensor, masks: list[torch.Tensor]) -> Callable[[], float]:
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05, fused=True)
+    hf_x = x.permute(0, 2, 1, 3, 4).contiguous()  # HF takes B×T×C×H×W
+    state = {"i": 0}
+
+    def step() -> float:
+        mask = masks[state["i"] % len(masks)]
+        state["i"] += 1
+        if kind == "hf":
+            loss = model(pixel_values=hf_x, bool_masked_pos=mask).loss
+        else:  # the same hidden set, injected as noise (hidden tokens score high)
+            loss = model(x, noise=mask.float() + 0.5 * torch.rand(mask.shape, device=x.device)).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.item()
+
+    return step
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="videomae_vit_base_patch16")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--steps", type=int, default=5, help="timed steps per model")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (32², 4 frames, 2 blocks)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = p.parse_args()
+    args.sizes = {}
+    if args.quick:
+        args.sizes = {"img_size": 32, "num_frames": 4, "patch_size": 8, "embed_dim": 64, "depth": 2, "num_heads": 4,
+                      "decoder_embed_dim": 32, "decoder_depth": 1, "decoder_num_heads": 4, "mask_ratio": 0.75}
+        args.steps = min(args.steps, 4)
+
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    hf, ours = build_pair(args)
+    hf.to(device), ours.to(device)
+    tok = ours.tokenizer
+    x = torch.randn(args.batch, 3, tok.num_frames, *tok.img_size, device=device)
+    from anymae.core.masking import make_plan
+
+    masks = [make_plan(ours.masking, tok.grid, args.batch, device=device, seeds=torch.arange(args.batch) + 100 * i)
+             .mask.bool() for i in range(args.steps + 2)]  # fmt: skip
+    steps = {"hf": make_step(hf, "hf", x, masks), "anymae": make_step(ours, "anymae", x, masks)}
+    flops = {k: step_flops(s) for k, s in steps.items()}  # also the warm-up step
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for r in range(args.steps):
+        order = list(steps.items()) if r % 2 == 0 else list(reversed(steps.items()))  # ABBA
+        for k, s in order:
+            sync(device)
+            t = time.perf_counter()
+            s()
+            sync(device)
+            times[k].append(time.perf_counter() - t)
+    ceiling = matmul_ceiling(device)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    c = ours.config
+    print(f"{args.model} {c['num_frames']}×{c['img_size']}² tubelet {c['tubelet_size']}×{c['patch_size']}² "
+          f"({len(masks[0][0])} tokens), tube mask {c['mask_ratio']}, batch {args.batch} on {device} "
+          f"({torch.get_num_threads()} threads), {args.steps} timed steps each, median")  # fmt: skip
+    print(f"{'':8} {'s/step':>8} {'clips/s':>8} {'GFLOP/clip':>11} {'GFLOP/s':>9} {'of ceiling':>10}")
+    for k in steps:
+        achieved = flops[k] / med[k]
+        print(f"{k:8} {med[k]:8.3f} {args.batch / med[k]:8.2f} {flops[k] / args.batch / 1e9:11.2f} "
+              f"{achieved / 1e9:9.1f} {achieved / ceiling:10.1%}")
+    print(f"fp32 matmul ceiling (2048²): {ceiling / 1e9:.1f} GFLOP/s")
+    print(f"speed ratio anymae / HF VideoMAE: {med['hf'] / med['anymae']:.2f}x")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"seconds": med, "flops": flops, "ceiling_flops": ceiling,
+                       "ratio": med["hf"] / med["anymae"]}, f, indent=2)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
