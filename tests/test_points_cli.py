@@ -62,7 +62,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_pretrain_checkpoints_every_file(run: Path) -> None:
     state = load_checkpoint(run / "run/last.pt")
     assert state["step"] == 6  # 14 files / batch 4 -> 3 steps per epoch (last partial), 2 epochs
-    assert state["config"]["model"]["num_group"] == 8 and state["config"]["model"]["masking"] == "random_hidden"
+    assert state["config"]["model"]["num_group"] == 8 and state["config"]["model"]["masking"] == "random_hide"
 
 
 def test_resume_continues_exactly(run: Path) -> None:

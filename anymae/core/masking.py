@@ -13,9 +13,10 @@ without seeds the global torch generator (or a given one) draws for the whole ba
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Literal, Protocol, Sequence
 
 import torch
 from torch import Tensor
@@ -126,8 +127,14 @@ class MaskingStrategy(Protocol):
         """Visible tokens per sample out of `num_tokens` (laid out on `grid` when given)."""
         ...
 
-    def noise(self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None) -> Tensor:
-        """B×N scores for N = prod(grid) tokens laid out on `grid` (with optional B×N×k coords)."""
+    def noise(
+        self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None
+    ) -> Tensor | tuple[Tensor, int]:
+        """B×N scores for N = prod(grid) tokens laid out on `grid` (with optional B×N×k coords).
+
+        A strategy whose visible count depends on its draw (DCP's per-step mode) returns
+        `(scores, num_keep)`; `num_keep()` then only serves injected noise.
+        """
         ...
 
 
@@ -138,12 +145,24 @@ def _check_ratio(ratio: float) -> float:
 
 
 class RandomMasking:
-    """Uniform random masking (MAE): keep `int(N * (1 - ratio))` tokens, as the reference."""
+    """Uniform random masking.
 
-    def __init__(self, ratio: float = 0.75) -> None:
+    The references round differently: MAE / Audio-MAE / ChA-MAEViT keep `int(N * (1 - ratio))`
+    tokens (`count="keep"`; 196 at 0.75 -> 49 kept), Point-MAE's `rand` and GraphMAE hide
+    `int(N * ratio)` (`count="hide"`, registered as "random_hide"; 64 at 0.6 -> 38 hidden, 26
+    kept, where MAE's rounding keeps 25). The draw is the same: uniform noise, so the hidden set
+    and its order (`MaskPlan.hide`) are a uniform random permutation, as `randperm` is.
+    """
+
+    def __init__(self, ratio: float = 0.75, *, count: Literal["keep", "hide"] = "keep") -> None:
         self.ratio = _check_ratio(ratio)
+        if count not in ("keep", "hide"):
+            raise ValueError(f"RandomMasking count={count!r}: expected 'keep' or 'hide'")
+        self.count = count
 
     def num_keep(self, num_tokens: int, grid: tuple[int, ...] | None = None) -> int:
+        if self.count == "hide":
+            return num_tokens - int(num_tokens * self.ratio)
         return int(num_tokens * (1 - self.ratio))
 
     def noise(self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None) -> Tensor:
@@ -223,7 +242,10 @@ def make_plan(
     n = math.prod(grid)
     if noise is None:
         rng = SampleRNG(batch_size, seeds=seeds, generator=generator, device=device)
-        noise = strategy.noise(grid, rng, coords)
+        drawn = strategy.noise(grid, rng, coords)
+        if isinstance(drawn, tuple):  # (scores, visible count of this draw)
+            return plan_from_noise(*drawn)
+        noise = drawn
     elif noise.shape != (batch_size, n):
         raise ValueError(f"injected noise has shape {tuple(noise.shape)}, expected {(batch_size, n)}")
     return plan_from_noise(noise, strategy.num_keep(n, grid))
@@ -231,7 +253,11 @@ def make_plan(
 
 # name -> strategy class; a class takes the ratio first and its own options as keywords.
 # Strategies added to this module register here, so configs can name them (`masking: tube`).
-MASKINGS: dict[str, Callable[..., MaskingStrategy]] = {"random": RandomMasking, "block": BlockMasking}
+MASKINGS: dict[str, Callable[..., MaskingStrategy]] = {
+    "random": RandomMasking,
+    "random_hide": functools.partial(RandomMasking, count="hide"),
+    "block": BlockMasking,
+}
 
 
 def make_masking(name: str, ratio: float, **params: Any) -> MaskingStrategy:
@@ -346,9 +372,8 @@ class DynamicChannelPatchMasking:
     patch masking. Mixed channel counts within a batch (the reference's padding, value 99) are
     not supported: every sample has the same C.
 
-    The visible count depends on the draw, so `noise` records it and the next `num_keep`
-    returns it (`make_plan` calls them in that order). Without a pending draw (injected noise)
-    `num_keep` returns the "patch" count.
+    The visible count depends on the draw, so `noise` returns `(scores, num_keep)`; `num_keep`
+    (used only with injected noise) returns the "patch" count.
     """
 
     MODES: tuple[str, ...] = ("patch", "channel", "both")
@@ -366,7 +391,6 @@ class DynamicChannelPatchMasking:
         self.at_least_one_channel = bool(at_least_one_channel)
         self.last_mode: str | None = None
         self.last_hidden_channels: list[int] = []
-        self._pending: tuple[tuple[int, ...], int] | None = None
 
     @staticmethod
     def _split(grid: tuple[int, ...] | None) -> tuple[int, int]:
@@ -379,10 +403,6 @@ class DynamicChannelPatchMasking:
         return int((1 - self.ratio) * patches)
 
     def num_keep(self, num_tokens: int, grid: tuple[int, ...] | None = None) -> int:
-        if self._pending is not None and (grid is None or tuple(grid) == self._pending[0]):
-            keep = self._pending[1]
-            self._pending = None
-            return keep
         c, p = self._split(grid)
         return c * self.keep_per_channel(p)
 
@@ -396,7 +416,8 @@ class DynamicChannelPatchMasking:
             return mode, 0
         return mode, lo + min(int(u_count * (channels - lo)), channels - lo - 1)
 
-    def noise(self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None) -> Tensor:
+    def noise(self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None) -> tuple[Tensor, int]:
+        """(B×N scores: visible in [0, 0.5), hidden in [1, 2.5); this draw's visible count)."""
         c, p = self._split(grid)
         batch_u = torch.remainder(rng.rand(2 + c).double().sum(0), 1.0)  # 2+C batch-level uniforms
         mode, k = self.draw_mode(float(batch_u[0]), float(batch_u[1]), c)
@@ -407,26 +428,14 @@ class DynamicChannelPatchMasking:
         if mode != "channel":
             rank = torch.argsort(torch.argsort(rng.rand(c, p), dim=-1), dim=-1)  # B×C×P rank of the noise
             level += (rank >= keep_pc).float()  # per channel: the keep_pc smallest stay visible
-        kept_channels = c - k
-        self._pending = (tuple(grid), kept_channels * (p if mode == "channel" else keep_pc))
+        num_keep = (c - k) * (p if mode == "channel" else keep_pc)
         self.last_mode, self.last_hidden_channels = mode, sorted(hidden_channels.tolist())
         n = c * p
         tie = torch.arange(n, device=rng.device, dtype=torch.float32) / (2 * n)  # deterministic order in a level
-        return level.flatten(1) + tie  # B×N: visible in [0, 0.5), hidden in [1, 2.5)
+        return level.flatten(1) + tie, num_keep
 
 
 MASKINGS["dcp"] = DynamicChannelPatchMasking
-
-
-class RandomHiddenCountMasking(RandomMasking):
-    """Uniform random masking that hides exactly `int(N * ratio)` tokens (Point-MAE's `rand`).
-
-    Point-MAE rounds the hidden count down (64 groups at 0.6 -> 38 hidden, 26 kept), where MAE
-    rounds the kept count down (`RandomMasking`: 25 kept). The draw is the same uniform noise.
-    """
-
-    def num_keep(self, num_tokens: int, grid: tuple[int, ...] | None = None) -> int:
-        return num_tokens - int(num_tokens * self.ratio)
 
 
 class NearestAnchorMasking:
@@ -456,32 +465,7 @@ class NearestAnchorMasking:
         return (-dist).to(rng.device)
 
 
-MASKINGS["random_hidden"] = RandomHiddenCountMasking
 MASKINGS["nearest_anchor"] = NearestAnchorMasking
-
-
-class RandomHideMasking:
-    """Uniform random masking that hides `int(ratio * N)` tokens (GraphMAE's node count).
-
-    GraphMAE's `encoding_mask_noise` draws `perm = randperm(N)` and hides the first
-    `int(mask_rate * N)` nodes; MAE's `RandomMasking` instead keeps `int(N * (1 - ratio))`, which
-    differs by one whenever `ratio * N` is not an integer. Noise is uniform, so the hidden set
-    (and its order, `MaskPlan.hide`) is a uniformly random permutation, as `randperm` is. For a
-    batch of graphs packed into one row the permutation runs over all nodes of the batch, as
-    GraphMAE's does over its batched graph.
-    """
-
-    def __init__(self, ratio: float = 0.5) -> None:
-        self.ratio = _check_ratio(ratio)
-
-    def num_keep(self, num_tokens: int, grid: tuple[int, ...] | None = None) -> int:
-        return num_tokens - int(self.ratio * num_tokens)
-
-    def noise(self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None) -> Tensor:
-        return rng.rand(math.prod(grid))
-
-
-MASKINGS["random_hide"] = RandomHideMasking
 
 
 class GridLineMasking:

@@ -157,7 +157,7 @@ class ReplaceMaskedAutoencoder(nn.Module):
         tokenizer: the modality's tokenizer (`dim` = width of `tokens.x`, the encoder's input).
         encoder: backbone `(B×N×dim, tokens) -> B×N×H`, with `in_dim` / `out_dim`.
         decoder: backbone `(B×N×H', tokens) -> B×N×P`, P = the target width.
-        masking: which tokens to hide (e.g. `RandomHideMasking`, GraphMAE's count).
+        masking: which tokens to hide (e.g. `RandomMasking(r, count="hide")`, GraphMAE's count).
         replace_rate: share of hidden tokens whose input becomes another random token's input
             (GraphMAE: `int(replace_rate * Nm)` of them; `int((1 - replace_rate) * Nm)` get the
             [MASK] vector; a leftover from the two floors keeps its own input, as the reference).

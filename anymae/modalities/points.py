@@ -160,7 +160,7 @@ class PointMAEConfig(MAEConfig):
     num_points: int = 1024
     num_group: int = 64
     group_size: int = 32
-    masking: str = "random_hidden"  # Point-MAE `rand`; "nearest_anchor" = its `block`
+    masking: str = "random_hide"  # Point-MAE `rand`; "nearest_anchor" = its `block`
     two_mask: bool = False  # Point-CMAE
     consistency: Literal["diagonal", "row"] = "diagonal"
     reconstruction_weight: float = 1.0

@@ -21,7 +21,7 @@ def test_registered_and_reference_keep_counts() -> None:
     assert isinstance(dcp, DynamicChannelPatchMasking)
     assert dcp.keep_per_channel(196) == 49  # int(0.25 * 196)
     assert DynamicChannelPatchMasking(0.25).keep_per_channel(16) == 12  # So2Sat 32 px / patch 8
-    assert dcp.num_keep(5 * 196, (5, 14, 14)) == 5 * 49  # no pending draw: the patch-only count
+    assert dcp.num_keep(5 * 196, (5, 14, 14)) == 5 * 49  # injected noise: the patch-only count
 
 
 def test_patch_mode_keeps_the_same_count_in_every_channel() -> None:
@@ -98,10 +98,10 @@ def test_generator_path_and_single_channel() -> None:
     dcp = DynamicChannelPatchMasking(0.75, p_patch=0.0, p_channel=1.0)
     plan = make_plan(dcp, (1, 4, 4), 2, device="cpu", generator=gen)  # one channel: channel mode -> patches
     assert dcp.last_mode == "patch" and plan.keep.shape == (2, 4)
-    noise = dcp.noise((3, 2, 2), SampleRNG(2, generator=gen))
+    noise, num_keep = dcp.noise((3, 2, 2), SampleRNG(2, generator=gen))
     assert noise.shape == (2, 12)
-    assert dcp.num_keep(12, (3, 2, 2)) == int((noise < 0.5).sum(1)[0])  # the pending count of that draw
-    assert dcp.num_keep(12, (3, 2, 2)) == 3  # consumed: back to the patch-only count
+    assert num_keep == int((noise < 0.5).sum(1)[0]) == int((noise < 0.5).sum(1)[1])  # the draw's own count
+    assert dcp.num_keep(12, (3, 2, 2)) == 3  # injected noise: the patch-only count
 
 
 def test_bad_options_are_refused() -> None:

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from anymae.core.encoder import EncoderConfig
 from anymae.core.losses import get_loss
-from anymae.core.masking import RandomHideMasking, make_masking, make_plan
+from anymae.core.masking import RandomMasking, make_masking, make_plan
 from anymae.core.replace_model import (
     PackedFeatures,
     ReplaceMaskedAutoencoder,
@@ -55,7 +55,7 @@ class Spy(nn.Module):
 def _model(replace_rate: float = 0.0, ratio: float = 0.5, d: int = 4, **kw) -> ReplaceMaskedAutoencoder:
     torch.manual_seed(0)
     return ReplaceMaskedAutoencoder(
-        RowTokenizer(d), Spy(d, 6), Spy(5, d), RandomHideMasking(ratio), replace_rate=replace_rate,
+        RowTokenizer(d), Spy(d, 6), Spy(5, d), RandomMasking(ratio, count="hide"), replace_rate=replace_rate,
         loss_params={"gamma": 2.0}, **kw,
     )
 
@@ -155,7 +155,7 @@ def test_packed_features_pool_per_segment() -> None:
     assert torch.equal(segment_pool(x, seg, 2, "mean"), torch.tensor([[2.0, 1.0], [2.5, 1.5]]))
     assert torch.equal(segment_pool(x, seg, 2, "max"), torch.tensor([[3.0, 2.0], [5.0, 4.0]]))
     torch.manual_seed(0)
-    model = ReplaceMaskedAutoencoder(RowTokenizer(2, seg), Spy(2, 2), Spy(2, 2), RandomHideMasking(0.5))
+    model = ReplaceMaskedAutoencoder(RowTokenizer(2, seg), Spy(2, 2), Spy(2, 2), RandomMasking(0.5, count="hide"))
     feats = model.features(x.unsqueeze(0))
     assert isinstance(feats, PackedFeatures) and feats.prefix.shape == (1, 0, 2)
     assert torch.allclose(feats.pooled("mean"), segment_pool(feats.tokens[0], seg, 2, "mean"))

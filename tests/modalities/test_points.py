@@ -116,8 +116,8 @@ def test_positions_are_readded_at_every_block() -> None:
     assert torch.allclose(feats.tokens, model.encoder.norm(h), atol=1e-5)
 
 
-def test_random_hidden_masking_hides_int_ratio_groups() -> None:
-    strategy = make_masking("random_hidden", 0.6)
+def test_random_hide_masking_hides_int_ratio_groups() -> None:
+    strategy = make_masking("random_hide", 0.6)
     assert strategy.num_keep(64) == 26  # 38 hidden, as Point-MAE (MAE's rounding would keep 25)
     plan = make_plan(strategy, (64,), 3, device="cpu", seeds=torch.arange(3))
     assert plan.hide.shape == (3, 38) and plan.mask.sum(1).tolist() == [38.0] * 3
