@@ -34,7 +34,6 @@ def graph_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "max_steps": 3, "ckpt_every": 3},
     }
     (root / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    torch.manual_seed(0)  # the model's init draws from the global RNG (the straight run below does the same)
     assert main(["pretrain", "--config", str(root / "cfg.yaml")]) == 0
     return root
 
@@ -48,7 +47,7 @@ def test_pretrain_checkpoints_and_resumes(graph_run: Path) -> None:
     resumed = load_checkpoint(graph_run / "run/last.pt")
     assert resumed["step"] == 6 and not torch.equal(resumed["model"]["mask_token"], first["mask_token"])
     straight = graph_run / "straight"
-    torch.manual_seed(0)
+    torch.manual_seed(123)  # the global RNG does not matter: the model's init comes from run.seed
     assert main(["pretrain", "--config", str(graph_run / "cfg.yaml"), "run.max_steps=6", f"run.out_dir={straight}"]) == 0
     direct = load_checkpoint(straight / "last.pt")["model"]
     assert all(torch.equal(direct[k], resumed["model"][k]) for k in direct)  # resume continues exactly

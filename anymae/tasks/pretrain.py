@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..core.config import ConfigError, load_config
 from ..core.model import MaskedAutoencoder
 from ..core.registry import create_model
@@ -50,8 +52,14 @@ def load_pretrain_config(path: str | None, overrides: list[str]) -> PretrainConf
 
 
 def run_pretrain(cfg: PretrainConfig) -> TrainResult:
-    """Build the model and the data, then train (one process or one torchrun rank)."""
-    model = build_model(cfg.model)
+    """Build the model and the data, then train (one process or one torchrun rank).
+
+    The model's initial weights are drawn from `run.seed` (the same on every rank), so a run is
+    reproducible from its config.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.run.seed)
+        model = build_model(cfg.model)
     dataset = build_dataset(cfg.data, split="pretrain", model_config=model.config)
     resolved = dataclasses.replace(cfg, model=dict(model.config))
     result = train(
