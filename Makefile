@@ -33,6 +33,12 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/image_step.py
 	$(PY) benchmarks/data_loading.py
+	$(PY) benchmarks/video_step.py
+	$(PY) benchmarks/video_decode.py
+	$(PY) benchmarks/audio_frontend.py
+	$(PY) benchmarks/points_grouping.py
+	$(PY) benchmarks/graph_epoch.py
+	$(PY) benchmarks/multichannel_step.py
 
 clean:
 	rm -rf $(VENV) runs/demo
