@@ -27,7 +27,6 @@ seeds per sample.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,7 +39,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..extras import require
-from .images import DataError
+from .skips import DataError, Skips
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +50,6 @@ NORM_STATS: dict[str, tuple[float, float]] = {
     "esc50": (-6.6268077, 5.358466),
     "speechcommands": (-6.845978, 5.5654526),
 }
-_REPORT_NAMES = 10
 
 
 def read_audio(path: str | Path) -> tuple[Tensor, int]:
@@ -169,7 +167,7 @@ class AudioClips(Dataset):
         self.on_error = on_error
         self.classes = list(classes)
         self.root = Path(root)
-        self._bad = multiprocessing.RawArray("b", len(self.samples))
+        self._skips = Skips(len(self.samples), "audio file", f"AudioClips({self.root})", on_error, problem="unusable")
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -219,34 +217,12 @@ class AudioClips(Dataset):
         return self.frontend.norm(fb).unsqueeze(0), target  # 1×T×F
 
     def __getitem__(self, index: int) -> tuple[Tensor, Any]:
-        n = len(self.samples)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for {n} audio files")
-        index %= n
-        if self.on_error == "raise":
-            return self._load(index)
-        for step in range(n):
-            j = (index + step) % n
-            if self._bad[j]:
-                continue
-            try:
-                return self._load(j)
-            except DataError as err:
-                if not self._bad[j]:
-                    self._bad[j] = 1
-                    logger.warning("skipping unusable audio file (%s)", err)
-        raise DataError(f"all {n} audio files are unusable (on_error='skip')")
+        return self._skips.get(index, self._load)
 
     def skipped(self) -> int:
         """How many distinct unusable files were skipped so far, across all workers."""
-        return int(np.frombuffer(self._bad, dtype=np.int8).sum())
+        return self._skips.count()
 
     def skip_report(self) -> str:
         """One line: the skip count and the first skipped names."""
-        bad = np.flatnonzero(np.frombuffer(self._bad, dtype=np.int8))
-        head = f"AudioClips({self.root})"
-        if bad.size == 0:
-            return f"{head}: no unusable files skipped ({len(self)} files)"
-        names = [str(self.samples[j][0]) for j in bad[:_REPORT_NAMES]]
-        more = f", and {bad.size - len(names)} more" if bad.size > len(names) else ""
-        return f"{head}: skipped {bad.size} unusable file(s) of {len(self)}: {', '.join(names)}{more}"
+        return self._skips.report(lambda j: str(self.samples[j][0]))

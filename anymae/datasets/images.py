@@ -10,7 +10,6 @@ shared by DataLoader worker processes.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,16 +19,13 @@ import numpy as np
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
+from .skips import DataError, Skips
+
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 LAYOUTS = ("auto", "classes", "flat")
 ON_ERROR = ("raise", "skip")
-_REPORT_NAMES = 10  # how many skipped file names skip_report lists
-
-
-class DataError(ValueError):
-    """A data file cannot be used; the message names the file and the reason."""
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -153,15 +149,9 @@ class ImageFiles(Dataset):
     Files are sorted by relative path (class-major for ``"classes"``); names starting with
     ``.`` (hidden files, macOS ``._*`` resource forks) are ignored.
 
-    Errors: ``on_error="raise"`` raises `DataError` for an unreadable file. ``on_error="skip"``
-    returns instead the next readable index (i+1, i+2, ... wrapping), the same one whichever
-    worker asks; each unreadable file is flagged in shared memory that DataLoader workers
-    (fork, spawn or forkserver) update, so `skipped` and `skip_report` in the main process
-    count every worker's skips exactly, and a flagged file is not decoded again. Each file is
-    logged (``logging.warning``) when first flagged: once, except that two workers failing on
-    the same file in the same instant may both log it. If no file is readable, `DataError`.
-    Because of the shared memory, the dataset can be pickled only while starting worker
-    processes.
+    Errors: ``on_error="raise"`` raises `DataError` for an unreadable file; ``on_error="skip"``
+    returns the next readable one and counts the skip, across DataLoader workers (see
+    `datasets.skips`).
 
     Args:
         root: the folder.
@@ -198,56 +188,23 @@ class ImageFiles(Dataset):
         self.classes, self.samples = _scan(self.root, layout, self.extensions)
         self.layout = "classes" if self.classes else "flat"
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
-        # One byte per sample, 1 = known unreadable, in shared memory that DataLoader workers
-        # inherit (fork) or receive (spawn, forkserver). No lock: a lock would tie the dataset
-        # to one start method, and setting a byte to 1 is idempotent, so the count is exact.
-        self._bad = multiprocessing.RawArray("b", len(self.samples))
+        self._skips = Skips(len(self.samples), "image file", f"ImageFiles({self.root})", on_error)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
-        n = len(self.samples)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for {n} images under {self.root}")
-        index %= n
-        if self.on_error == "raise":
-            path, label = self.samples[index]
-            image = load_rgb(path)
-        else:
-            image, label = self._load_or_skip(index)
+        image, label = self._skips.get(index, self._load)
         return (image if self.transform is None else self.transform(image)), label
 
-    def _load_or_skip(self, index: int) -> tuple[Image.Image, int]:
-        """Load ``index`` or the next readable sample after it (wrapping)."""
-        n = len(self.samples)
-        for step in range(n):
-            j = (index + step) % n
-            if self._bad[j]:
-                continue
-            path, label = self.samples[j]
-            try:
-                return load_rgb(path), label
-            except DataError as err:
-                self._mark_bad(j, err)
-        raise DataError(f"all {n} image files under {self.root} are unreadable (on_error='skip')")
-
-    def _mark_bad(self, j: int, err: DataError) -> None:
-        if self._bad[j]:  # another worker found it meanwhile and logged it
-            return
-        self._bad[j] = 1
-        logger.warning("skipping unreadable image (%s)", err)
+    def _load(self, j: int) -> tuple[Image.Image, int]:
+        path, label = self.samples[j]
+        return load_rgb(path), label
 
     def skipped(self) -> int:
         """How many distinct unreadable files were skipped so far, across all workers."""
-        return int(np.frombuffer(self._bad, dtype=np.int8).sum())
+        return self._skips.count()
 
     def skip_report(self) -> str:
         """One line for an end-of-run report: the skip count and the first skipped names."""
-        bad = np.flatnonzero(np.frombuffer(self._bad, dtype=np.int8))
-        head = f"ImageFiles({self.root})"
-        if bad.size == 0:
-            return f"{head}: no unreadable files skipped ({len(self)} files)"
-        names = [self.samples[j][0].relative_to(self.root).as_posix() for j in bad[:_REPORT_NAMES]]
-        more = f", and {bad.size - len(names)} more" if bad.size > len(names) else ""
-        return f"{head}: skipped {bad.size} unreadable file(s) of {len(self)}: {', '.join(names)}{more}"
+        return self._skips.report(lambda j: self.samples[j][0].relative_to(self.root).as_posix())

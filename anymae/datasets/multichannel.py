@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import logging
 import math
-import multiprocessing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +31,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..modalities.multichannel import ChannelStack, channel_ids, collate_stacks
-from .images import DataError, _scan
+from .images import _scan
+from .skips import DataError, Skips
 from .multichannel_io import STACK_EXTENSIONS, Layout, read_array, read_channel_image, to_chw
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class StackDataset(Dataset):
         if on_error not in ("raise", "skip"):
             raise ValueError(f"data.on_error={on_error!r}: expected 'raise' or 'skip'")
         self.on_error = on_error
-        self._bad = multiprocessing.RawArray("b", len(self))
+        self._skips = Skips(len(self), "sample", type(self).__name__, on_error)
 
     collate_x = staticmethod(collate_stacks)
 
@@ -154,36 +154,14 @@ class StackDataset(Dataset):
         return ChannelStack(x.contiguous(), self.ids.clone())
 
     def __getitem__(self, index: int) -> tuple[ChannelStack, int]:
-        n = len(self)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for {n} samples")
-        index %= n
-        if self.on_error == "raise":
-            return self.load(index), self.label(index)
-        for step in range(n):
-            j = (index + step) % n
-            if self._bad[j]:
-                continue
-            try:
-                return self.load(j), self.label(j)
-            except DataError as err:
-                if not self._bad[j]:
-                    self._bad[j] = 1
-                    logger.warning("skipping unreadable sample (%s)", err)
-        raise DataError(f"all {n} samples are unreadable (on_error='skip')")
+        return self._skips.get(index, lambda j: (self.load(j), self.label(j)))
 
     def skipped(self) -> int:
         """Distinct unreadable samples skipped so far, across DataLoader workers."""
-        return int(np.frombuffer(self._bad, dtype=np.int8).sum())
+        return self._skips.count()
 
     def skip_report(self) -> str:
-        bad = np.flatnonzero(np.frombuffer(self._bad, dtype=np.int8))
-        head = f"{type(self).__name__}"
-        if bad.size == 0:
-            return f"{head}: no unreadable samples skipped ({len(self)} samples)"
-        return f"{head}: skipped {bad.size} unreadable sample(s) of {len(self)}: " + ", ".join(
-            self.name(int(j)) for j in bad[:10]
-        )
+        return self._skips.report(self.name)
 
 
 def _read_labels_csv(path: Path) -> dict[str, str]:

@@ -18,9 +18,7 @@ Randomness comes from torch's global generator, which `SeededSamples` seeds per 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -30,7 +28,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..modalities.points_grouping import fps_numpy
-from .images import DataError
+from .skips import DataError, Skips
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +38,6 @@ ARRAY_EXTENSIONS: tuple[str, ...] = (".txt", ".npy")
 ALL_EXTENSIONS: tuple[str, ...] = POINT_EXTENSIONS + MESH_EXTENSIONS + ARRAY_EXTENSIONS
 Resample = Literal["fps", "random", "first"]
 _MESH_SEED = 0
-_REPORT_NAMES = 10
 
 
 def sample_mesh(vertices: np.ndarray, triangles: np.ndarray, num: int, *, seed: int = _MESH_SEED) -> np.ndarray:
@@ -233,31 +230,6 @@ class CloudPipeline:
         return scale_translate(x) if self.augment else x
 
 
-class SkipCounter:
-    """Flags of unusable samples in shared memory (DataLoader workers update the same array)."""
-
-    def __init__(self, n: int, what: str) -> None:
-        self._bad = multiprocessing.RawArray("b", n)
-        self.what = what
-
-    def mark(self, j: int, err: Exception) -> None:
-        if not self._bad[j]:
-            self._bad[j] = 1
-            logger.warning("skipping unusable point cloud (%s)", err)
-
-    def is_bad(self, j: int) -> bool:
-        return bool(self._bad[j])
-
-    def count(self) -> int:
-        return int(np.frombuffer(self._bad, dtype=np.int8).sum())
-
-    def report(self, names: Sequence[str], total: int) -> str:
-        bad = np.flatnonzero(np.frombuffer(self._bad, dtype=np.int8))
-        if bad.size == 0:
-            return f"{self.what}: no unusable clouds skipped ({total} samples)"
-        shown = [names[j] for j in bad[:_REPORT_NAMES]]
-        more = f", and {bad.size - len(shown)} more" if bad.size > len(shown) else ""
-        return f"{self.what}: skipped {bad.size} unusable cloud(s) of {total}: {', '.join(shown)}{more}"
 
 
 class PointCloudDataset(Dataset):
@@ -270,10 +242,8 @@ class PointCloudDataset(Dataset):
     names: list[str]
 
     def __init__(self, pipeline: CloudPipeline, on_error: Literal["raise", "skip"], what: str) -> None:
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.pipeline, self.on_error = pipeline, on_error
-        self._skips = SkipCounter(len(self.labels), what)
+        self._skips = Skips(len(self.labels), "point cloud", what, on_error, problem="unusable")
 
     def _load(self, j: int) -> tuple[np.ndarray, str]:
         raise NotImplementedError
@@ -286,28 +256,14 @@ class PointCloudDataset(Dataset):
         return self.pipeline(points, source), self.labels[j]
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        n = len(self)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for {n} point clouds")
-        index %= n
-        if self.on_error == "raise":
-            return self._item(index)
-        for step in range(n):
-            j = (index + step) % n
-            if self._skips.is_bad(j):
-                continue
-            try:
-                return self._item(j)
-            except DataError as err:
-                self._skips.mark(j, err)
-        raise DataError(f"all {n} point clouds of {self._skips.what} are unusable (on_error='skip')")
+        return self._skips.get(index, self._item)
 
     def skipped(self) -> int:
         """Distinct unusable samples skipped so far, across workers."""
         return self._skips.count()
 
     def skip_report(self) -> str:
-        return self._skips.report(self.names, len(self))
+        return self._skips.report(lambda j: self.names[j])
 
 
 def _find_files(folder: Path, extensions: tuple[str, ...]) -> list[Path]:

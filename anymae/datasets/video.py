@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import multiprocessing
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..extras import require
-from .images import DataError
+from .skips import DataError, Skips
 from .video_sampling import dense_test_indices, dense_train_indices, segment_test_indices, segment_train_indices
 from .video_transforms import (
     PRETRAIN_SCALES,
@@ -225,7 +224,7 @@ class VideoClips(Dataset):
         self.min_frames = num_frames if min_frames is None else min_frames
         self.on_error = on_error
         self.classes = list(classes)
-        self._bad = multiprocessing.RawArray("b", len(self.items))
+        self._skips = Skips(len(self.items), "video", "VideoClips", on_error)
 
     @property
     def num_views(self) -> int:
@@ -272,23 +271,7 @@ class VideoClips(Dataset):
         return (clips[0] if self.num_sample == 1 else torch.stack(clips)), item.label
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        n = len(self.items)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for {n} videos")
-        index %= n
-        if self.on_error == "raise":
-            return self._load(index)
-        for step in range(n):
-            j = (index + step) % n
-            if self._bad[j]:
-                continue
-            try:
-                return self._load(j)
-            except VideoError as err:
-                if not self._bad[j]:
-                    self._bad[j] = 1
-                    logger.warning("skipping unreadable video (%s)", err)
-        raise VideoError(f"all {n} videos are unreadable (on_error='skip')")
+        return self._skips.get(index, self._load)
 
     def collate_x(self, xs: list[Tensor]) -> Tensor:
         """Clips -> B×C×T×S×S; k clips per item (num_sample) -> (B·k)×C×T×S×S; views -> B×V×C×T×S×S."""
@@ -298,9 +281,7 @@ class VideoClips(Dataset):
 
     def skipped(self) -> int:
         """Distinct unreadable videos skipped so far, across all workers."""
-        return int(np.frombuffer(self._bad, dtype=np.int8).sum())
+        return self._skips.count()
 
     def skip_report(self) -> str:
-        bad = np.flatnonzero(np.frombuffer(self._bad, dtype=np.int8))
-        names = ", ".join(str(self.items[j].path) for j in bad[:10])
-        return f"VideoClips: skipped {bad.size} unreadable video(s) of {len(self)}" + (f": {names}" if names else "")
+        return self._skips.report(lambda j: str(self.items[j].path))
