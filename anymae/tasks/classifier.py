@@ -10,7 +10,7 @@ The classifier keeps the MAE's tokenizer and encoder (the decoder is dropped) an
 - ``pool="cls"``: encoder with its final norm, the cls token's output, ``head``.
 - ``pool="cls_attn"`` / ``"cls_attn_sigmoid"`` (ChA-MAEViT's hybrid token fusion): encoder with its
   final norm; the cls output fused with a learned-query attention pool over the non-prefix tokens
-  (``fusion.*``, :class:`anymae.modalities.multichannel.HybridTokenFusion`), then ``head``.
+  (``fusion.*``, :class:`anymae.core.pooling.HybridTokenFusion`), then ``head``.
 - ``pool="cls_max"`` (Point-MAE's ``PointTransformer``): the classifier adds its own cls token and
   learned cls position (``cls_token``, ``cls_pos``, trunc_normal 0.02; for encoders pretrained
   without cls), the encoder runs on [cls, tokens] with its final norm, and the head reads
@@ -37,6 +37,7 @@ import torch
 from torch import Tensor, nn
 
 from anymae.core.model import MaskedAutoencoder
+from anymae.core.pooling import HybridTokenFusion
 from anymae.core.registry import create_model
 from anymae.tasks.checkpoint import CheckpointError, compare_keys, load_checkpoint
 
@@ -113,8 +114,6 @@ class Classifier(nn.Module):
             self.encoder.norm.requires_grad_(False)  # unused without the final norm (see module doc)
         self.fusion: nn.Module | None = None
         if pool.startswith("cls_attn"):
-            from anymae.modalities.multichannel import HybridTokenFusion
-
             self.fusion = HybridTokenFusion(dim, body.encoder.cfg.num_heads, gate=pool == "cls_attn_sigmoid")
         if pool == "cls_max":
             self.cls_token = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, 1, dim), std=0.02))

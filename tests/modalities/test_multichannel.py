@@ -11,10 +11,10 @@ from einops import rearrange
 
 import anymae
 from anymae.core.losses import TokenNorm
+from anymae.core.pooling import HybridTokenFusion
 from anymae.modalities.multichannel import (
     CHANNEL_PRESETS,
     ChannelStack,
-    HybridTokenFusion,
     channel_ids,
     collate_stacks,
 )
