@@ -15,12 +15,12 @@ An unknown key is an error that lists the valid ones."""
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
-    from .tasks.pretrain import load_pretrain_config, run_pretrain
+    from anymae.tasks.train.pretrain import load_pretrain_config, run_pretrain
 
     overrides = list(args.overrides) + (["run.resume=true"] if args.resume else [])
     cfg = load_pretrain_config(args.config, overrides)
     if args.print_config:
-        from .core.config import to_dict
+        from anymae.core.config import to_dict
         import yaml
 
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
@@ -31,7 +31,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
-    from .tasks.finetune import load_finetune_config, run_finetune
+    from anymae.tasks.finetune.run import load_finetune_config, run_finetune
 
     cfg = load_finetune_config(args.config, list(args.overrides) + (["run.resume=true"] if args.resume else []))
     result = run_finetune(cfg)
@@ -40,7 +40,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def _cmd_probe(args: argparse.Namespace) -> int:
-    from .tasks.probe import load_probe_config, run_probe
+    from anymae.tasks.evaluate.probe import load_probe_config, run_probe
 
     overrides = list(args.overrides)
     if args.checkpoint:
@@ -55,7 +55,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _cmd_fewshot(args: argparse.Namespace) -> int:
-    from .tasks.fewshot import load_fewshot_config, run_fewshot
+    from anymae.tasks.evaluate.fewshot import load_fewshot_config, run_fewshot
 
     overrides = list(args.overrides)
     if args.checkpoint:
@@ -69,7 +69,7 @@ def _cmd_fewshot(args: argparse.Namespace) -> int:
 
 
 def _cmd_probe_nodes(args: argparse.Namespace) -> int:
-    from .tasks.probe_nodes import load_node_probe_config, run_node_probe
+    from anymae.tasks.evaluate.nodes import load_node_probe_config, run_node_probe
 
     overrides = ([f"checkpoint={args.checkpoint}"] if args.checkpoint else []) + list(args.overrides)
     r = run_node_probe(load_node_probe_config(args.config, overrides))
@@ -79,7 +79,7 @@ def _cmd_probe_nodes(args: argparse.Namespace) -> int:
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
-    from .tasks.reconstruct import reconstruct_checkpoint
+    from anymae.tasks.pictures.reconstruct import reconstruct_checkpoint
 
     path = reconstruct_checkpoint(
         args.checkpoint, args.out, inputs=args.input, data_overrides=list(args.overrides), num=args.num, seed=args.seed,
@@ -90,8 +90,8 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .tasks.export import export_model, timm_kwargs
-    from .tasks.pretrain import load_pretrained
+    from anymae.tasks.interop.export import export_model, timm_kwargs
+    from anymae.tasks.train.pretrain import load_pretrained
 
     model = load_pretrained(args.checkpoint)
     path = export_model(model, args.out, args.format)
@@ -103,9 +103,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .core.config import describe
-    from .datasets.sources import SOURCES
-    from .tasks.info import format_rows, model_rows
+    from anymae.core.config import describe
+    from anymae.datasets.sources import SOURCES
+    from anymae.tasks.commands.info import format_rows, model_rows
 
     print(format_rows(model_rows(args.pattern)))
     print("\ndata sources (data.source=...):")
@@ -116,7 +116,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:
-    from .tasks.stats import load_stats_config, run_stats
+    from anymae.tasks.commands.stats import load_stats_config, run_stats
 
     stats = run_stats(load_stats_config(args.config, list(args.overrides)))
     print(f"# {stats.num_samples} samples, {stats.count} values per channel (raw inputs, normalize: false)")
@@ -125,7 +125,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _cmd_channel_subsets(args: argparse.Namespace) -> int:
-    from .tasks.channel_subsets import load_channel_subsets_config, parse_subsets, run_channel_subsets
+    from anymae.tasks.evaluate.channel_subsets import load_channel_subsets_config, parse_subsets, run_channel_subsets
 
     overrides = list(args.overrides)
     if args.checkpoint:
@@ -142,7 +142,7 @@ def _cmd_channel_subsets(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .tasks.demo import run_demo
+    from anymae.tasks.commands.demo import run_demo
 
     run_demo(args.out, minutes=args.minutes, seed=args.seed)
     return 0
@@ -265,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .core.config import ConfigError
+    from anymae.core.config import ConfigError
 
     try:
         return args.fn(args)

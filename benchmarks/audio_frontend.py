@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from image_step import sync  # noqa: E402  (shared benchmark helper)
 
 import anymae  # noqa: E402
-from anymae.datasets.audio_synthetic import write_audio_folder  # noqa: E402
+from anymae.datasets.audio.synthetic import write_audio_folder  # noqa: E402
 from anymae.datasets.sources import build_dataset  # noqa: E402
 
 

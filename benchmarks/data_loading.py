@@ -24,10 +24,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, RandomSampler
 
 import anymae
-from anymae.datasets.demo import PHOTOS, photo_path
-from anymae.datasets.images import ImageFiles
+from anymae.datasets.image.demo import PHOTOS, photo_path
+from anymae.datasets.image.files import ImageFiles
 from anymae.datasets.seeding import SeededSamples
-from anymae.datasets.transforms import pretrain_transform
+from anymae.datasets.image.transforms import pretrain_transform
 
 
 def write_jpegs(root: Path, n: int, seed: int = 0) -> Path:

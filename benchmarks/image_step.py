@@ -28,7 +28,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import anymae
-from anymae.tasks.interop import hf_vitmae_to_anymae
+from anymae.tasks.interop.mae import hf_vitmae_to_anymae
 
 
 def build_ours(args: argparse.Namespace) -> anymae.MaskedAutoencoder:

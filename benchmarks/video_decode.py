@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from anymae.datasets.video_sampling import dense_train_indices
-from anymae.datasets.video_transforms import short_side_crops, to_float_clip
+from anymae.datasets.video.sampling import dense_train_indices
+from anymae.datasets.video.transforms import short_side_crops, to_float_clip
 
 
 def write_files(folder: Path, n: int, frames: int, h: int, w: int) -> list[Path]:

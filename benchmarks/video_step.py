@@ -1,6 +1,6 @@
 """Video MAE pretraining step: anymae vs HF transformers' VideoMAEForPreTraining, side by side.
 
-Both models get the same weights (HF's, converted with `anymae.tasks.interop_videomae`), the same
+Both models get the same weights (HF's, converted with `anymae.tasks.interop.videomae`), the same
 clips and the same tube masks; one step = forward + backward + fused AdamW update. Steps alternate
 (A B, B A, ...) and the median is reported, with FLOPs per clip (torch.utils.flop_counter),
 achieved FLOP/s and the fp32 2048² matmul ceiling measured in the same run (helpers shared with
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from image_step import matmul_ceiling, step_flops, sync
 
 import anymae
-from anymae.tasks.interop_videomae import load_videomae_weights
+from anymae.tasks.interop.videomae import load_videomae_weights
 
 
 def build_pair(args: argparse.Namespace) -> tuple[torch.nn.Module, anymae.MaskedAutoencoder]:

@@ -12,11 +12,11 @@ from typing import Any, Callable, TypeVar
 
 from torch import nn
 
-from .decoder import DecoderConfig, MAEDecoder
-from .encoder import EncoderConfig, TransformerEncoder
-from .losses import TokenNorm
-from .masking import MaskingStrategy
-from .model import MaskedAutoencoder
+from anymae.core.decoder import DecoderConfig, MAEDecoder
+from anymae.core.encoder import EncoderConfig, TransformerEncoder
+from anymae.core.losses import TokenNorm
+from anymae.core.masking import MaskingStrategy
+from anymae.core.model import MaskedAutoencoder
 
 
 @dataclass

@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 import yaml
 
-from .io import atomic_write
+from anymae.core.io import atomic_write
 
 T = TypeVar("T")
 _PLAIN = (str, int, float, bool, type(None))

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .masking import gather_tokens
-from .transformer import layer_norm, make_blocks, run_blocks
-from .windowed import make_windowed_blocks
+from anymae.core.masking import gather_tokens
+from anymae.core.transformer import layer_norm, make_blocks, run_blocks
+from anymae.core.windowed import make_windowed_blocks
 
 
 @dataclass

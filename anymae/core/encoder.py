@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from .transformer import layer_norm, make_blocks, run_blocks
+from anymae.core.transformer import layer_norm, make_blocks, run_blocks
 
 
 @dataclass
@@ -26,31 +25,6 @@ class EncoderConfig:
     layer_scale: float | None = None
     norm_eps: float = 1e-6
     pos_every_block: bool = False
-
-
-@dataclass
-class Features:
-    """Encoder outputs for downstream use.
-
-    Attributes:
-        tokens: B×N×D per-token outputs (prefix tokens removed).
-        prefix: B×P×D outputs of the prefix tokens (cls first, then registers); P may be 0.
-        intermediates: outputs of the requested blocks, each B×(P+N)×D (before the final norm).
-    """
-
-    tokens: Tensor
-    prefix: Tensor
-    intermediates: list[Tensor] = field(default_factory=list)
-
-    def pooled(self, kind: Literal["cls", "mean"] = "cls") -> Tensor:
-        """B×D: the cls token's output, or the mean over tokens."""
-        if kind == "cls":
-            if self.prefix.shape[1] == 0:
-                raise ValueError("this encoder has no cls token; use pooling 'mean'")
-            return self.prefix[:, 0]
-        if kind == "mean":
-            return self.tokens.mean(dim=1)
-        raise ValueError(f"unknown pooling {kind!r}; expected 'cls' or 'mean'")
 
 
 class TransformerEncoder(nn.Module):

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 import torch
 from torch import Tensor, nn
 
-from .decoder import MAEDecoder
-from .encoder import Features, TransformerEncoder
-from .losses import TokenNorm, get_loss
-from .masking import MaskingStrategy, MaskPlan, gather_tokens, make_plan
-from .tokens import Tokens
+from anymae.core.decoder import MAEDecoder
+from anymae.core.encoder import TransformerEncoder
+from anymae.core.features import Features
+from anymae.core.losses import TokenNorm, get_loss
+from anymae.core.masking import MaskingStrategy, MaskPlan, gather_tokens, make_plan
+from anymae.core.tokens import Tokens
 
 # Decoder-side masks draw from seeds offset by this constant, independent of the encoder's mask.
 _DECODER_SEED_OFFSET = 0x5DEECE66D
@@ -30,6 +31,8 @@ class MAEOutput:
         loss_weight: B×N float, 1 where the loss counts (hidden and decoded).
         plan: the encoder's mask plan.
         tokens: the tokenized batch (raw targets, layout) for pictures.
+        parts: every named part of the loss as a detached scalar (logged by the engine as a
+            metric next to `loss`); empty when the loss has a single part.
     """
 
     loss: Tensor
@@ -39,6 +42,7 @@ class MAEOutput:
     loss_weight: Tensor
     plan: MaskPlan
     tokens: Tokens
+    parts: dict[str, Tensor] = field(default_factory=dict)
 
 
 class MaskedAutoencoder(nn.Module):

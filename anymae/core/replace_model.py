@@ -38,12 +38,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .encoder import EncoderConfig, Features, TransformerEncoder
-from .losses import get_loss
-from .masking import MaskingStrategy, MaskPlan, SampleRNG, gather_tokens, make_plan
-from .model import MAEOutput
-from .tokens import Tokens
-from .transformer import init_mae_
+from anymae.core.encoder import EncoderConfig, TransformerEncoder
+from anymae.core.features import PackedFeatures
+from anymae.core.losses import get_loss
+from anymae.core.masking import MaskingStrategy, MaskPlan, SampleRNG, gather_tokens, make_plan
+from anymae.core.model import MAEOutput
+from anymae.core.tokens import Tokens
+from anymae.core.transformer import init_mae_
 
 # Replacement sources draw from seeds offset by this constant, independent of the mask itself.
 _REPLACE_SEED_OFFSET = 0x2545F4914F6CDD1D
@@ -70,44 +71,6 @@ def fold_seeds(seeds: Tensor, rows: int) -> Tensor:
     entropy = [int(s) & 0xFFFF_FFFF_FFFF_FFFF for s in seeds.flatten().tolist()]
     word = int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]) >> 1
     return torch.tensor([word], dtype=torch.long, device=seeds.device)
-
-
-@dataclass
-class PackedFeatures(Features):
-    """Features of one packed row of several samples (e.g. a batch of graphs, tokens = nodes).
-
-    Attributes:
-        segments: N long, the sample of each token of the row (None: one sample per row).
-        num_segments: number of samples G in the row.
-    """
-
-    segments: Tensor | None = None
-    num_segments: int = 0
-
-    def pooled(self, kind: Literal["cls", "mean", "sum", "max"] = "mean") -> Tensor:  # type: ignore[override]
-        """G×D (packed) or B×D: mean, sum or max over each sample's tokens."""
-        if kind == "cls":
-            raise ValueError("this encoder has no cls token; use pooling 'mean' (or 'sum' / 'max')")
-        if kind not in ("mean", "sum", "max"):
-            raise ValueError(f"unknown pooling {kind!r}; expected 'mean', 'sum' or 'max'")
-        if self.segments is None:
-            reduce = {"mean": torch.mean, "sum": torch.sum, "max": torch.amax}[kind]
-            return reduce(self.tokens, dim=1)
-        return segment_pool(self.tokens[0], self.segments, self.num_segments, kind)  # G×D
-
-
-def segment_pool(x: Tensor, segments: Tensor, num: int, kind: str) -> Tensor:
-    """N×D rows grouped by `segments` (N long in [0, num)) -> num×D mean / sum / max."""
-    index = segments.unsqueeze(-1).expand_as(x)  # N×D
-    if kind == "max":
-        out = x.new_full((num, x.shape[1]), float("-inf"))
-        out = out.scatter_reduce(0, index, x, reduce="amax", include_self=True)
-        return out.nan_to_num(neginf=0.0)  # an empty segment pools to 0
-    total = x.new_zeros(num, x.shape[1]).index_add(0, segments, x)  # num×D
-    if kind == "sum":
-        return total
-    count = torch.bincount(segments, minlength=num).clamp(min=1).to(x.dtype)  # num
-    return total / count.unsqueeze(-1)
 
 
 class TransformerBackbone(nn.Module):

@@ -20,18 +20,18 @@ as configured (no cls for Point-CMAE's presets).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .decoder import MAEDecoder
-from .encoder import TransformerEncoder
-from .losses import TokenNorm
-from .masking import MaskingStrategy, MaskPlan, gather_tokens, make_plan
-from .model import MAEOutput, MaskedAutoencoder
+from anymae.core.decoder import MAEDecoder
+from anymae.core.encoder import TransformerEncoder
+from anymae.core.losses import TokenNorm
+from anymae.core.masking import MaskingStrategy, MaskPlan, gather_tokens, make_plan
+from anymae.core.model import MAEOutput, MaskedAutoencoder
 
 Consistency = Literal["diagonal", "row"]
 
@@ -49,7 +49,6 @@ class TwoMaskOutput(MAEOutput):
         plan2: the second branch's mask plan.
     """
 
-    parts: dict[str, Tensor] = field(default_factory=dict)
     plan2: MaskPlan | None = None
 
 

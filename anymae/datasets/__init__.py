@@ -8,11 +8,11 @@ DDP), `SyntheticImages` / `write_image_folder` (test data), `demo_photo_crops` /
 
 from __future__ import annotations
 
-from anymae.datasets.demo import PHOTOS, PhotoCrops, demo_photo_crops, demo_unlabeled
-from anymae.datasets.images import IMAGE_EXTENSIONS, DataError, ImageFiles, load_rgb
+from anymae.datasets.image.demo import PHOTOS, PhotoCrops, demo_photo_crops, demo_unlabeled
+from anymae.datasets.image.files import IMAGE_EXTENSIONS, DataError, ImageFiles, load_rgb
 from anymae.datasets.seeding import SeededSamples, sample_seed
-from anymae.datasets.synthetic import SyntheticImages, write_image_folder, write_truncated_jpeg
-from anymae.datasets.transforms import (
+from anymae.datasets.image.synthetic import SyntheticImages, write_image_folder, write_truncated_jpeg
+from anymae.datasets.image.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     denormalize,

@@ -22,11 +22,11 @@ from torch.utils.data import Dataset
 
 Augment = Literal["pretrain", "finetune", False]
 
-from ..core.config import ConfigError, from_dict
-from .demo import demo_photo_crops, demo_unlabeled
-from .images import ImageFiles
-from .synthetic import SyntheticImages
-from .transforms import eval_transform, finetune_transform, pretrain_transform
+from anymae.core.config import ConfigError, from_dict
+from anymae.datasets.image.demo import demo_photo_crops, demo_unlabeled
+from anymae.datasets.image.files import ImageFiles
+from anymae.datasets.image.synthetic import SyntheticImages
+from anymae.datasets.image.transforms import eval_transform, finetune_transform, pretrain_transform
 
 
 @dataclass
@@ -111,9 +111,9 @@ SOURCES: dict[str, tuple[type, Callable[[Any, str, Augment, dict[str, Any]], Dat
 # `root` (`anymae reconstruct --input PATH`).
 FILE_SOURCES: dict[str, tuple[str, dict[str, Any]]] = {"image": ("image_folder", {"layout": "flat"})}
 
-_MODALITY_SOURCE_MODULES: tuple[str, ...] = ("anymae.datasets.points_sources", "anymae.datasets.multichannel_sources",
-                                            "anymae.datasets.audio_sources", "anymae.datasets.graph_sources",
-                                            "anymae.datasets.video_sources")
+_MODALITY_SOURCE_MODULES: tuple[str, ...] = ("anymae.datasets.points.sources", "anymae.datasets.multichannel.sources",
+                                            "anymae.datasets.audio.sources", "anymae.datasets.graph.sources",
+                                            "anymae.datasets.video.sources")
 
 for _module in _MODALITY_SOURCE_MODULES:
     _mod = importlib.import_module(_module)

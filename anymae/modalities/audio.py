@@ -1,7 +1,7 @@
 """Audio: log-mel spectrogram patches, Audio-MAE's presets, and spectrogram pictures.
 
 Input: B×1×T×F normalized Kaldi fbank (time × mel bins, 1024×128 for 10-s AudioSet clips; the
-frontend is `anymae.datasets.audio`). Tokenizer: the image tokenizer with one channel and a
+frontend is `anymae.datasets.audio.files`). Tokenizer: the image tokenizer with one channel and a
 rectangular size (T, F): 16×16 patches on the 64×8 (time × frequency) grid, values in Audio-MAE's
 (p, q) order, fixed 2-D sin-cos positions on the rectangular grid (its "flexible" table).
 
@@ -24,15 +24,15 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..core.build import MAEConfig, build_mae, config_dict, resolve_config
-from ..core.losses import TokenNorm
-from ..core.masking import make_masking
-from ..core.model import MaskedAutoencoder
-from ..core.pos_embed import FixedSinCos
-from ..core.registry import register_model
-from ..core.tokens import Tokens
-from ..core.transformer import init_mae_
-from .image import ImageTokenizer
+from anymae.core.build import MAEConfig, build_mae, config_dict, resolve_config
+from anymae.core.losses import TokenNorm
+from anymae.core.masking import make_masking
+from anymae.core.model import MaskedAutoencoder
+from anymae.core.pos_embed import FixedSinCos
+from anymae.core.registry import register_model
+from anymae.core.tokens import Tokens
+from anymae.core.transformer import init_mae_
+from anymae.modalities.image import ImageTokenizer
 
 # Token values at or below this mark hidden tokens in pictures: `picture_fill` returns
 # FILL_BASE · (1 + level), which `to_pictures` draws as flat gray `level` (spectrogram values are O(1)).

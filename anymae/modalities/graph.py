@@ -23,13 +23,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..core.build import config_dict, resolve_config
-from ..core.encoder import EncoderConfig
-from ..core.masking import make_masking
-from ..core.registry import register_model
-from ..core.replace_model import ReplaceMaskedAutoencoder, TransformerBackbone
-from ..core.tokens import Tokens
-from .graph_data import Graphs, collate_graphs, stochastic_block_graph, with_self_loops
+from anymae.core.build import config_dict, resolve_config
+from anymae.core.encoder import EncoderConfig
+from anymae.core.masking import make_masking
+from anymae.core.registry import register_model
+from anymae.core.replace_model import ReplaceMaskedAutoencoder, TransformerBackbone
+from anymae.core.tokens import Tokens
+from anymae.modalities.graph_data import Graphs, collate_graphs, stochastic_block_graph, with_self_loops
 
 Backbone = Literal["gat", "gin", "gcn", "transformer"]
 
@@ -155,7 +155,7 @@ class GraphMAEConfig:
 
 def _backbone(cfg: GraphMAEConfig, kind: str, in_dim: int, out_dim: int, *, encoding: bool) -> nn.Module:
     """One encoder (`encoding`, `num_layers`) or decoder (one layer) backbone of type `kind`."""
-    from . import graph_backbones as gb  # needs torch_geometric
+    from anymae.modalities import graph_backbones as gb  # needs torch_geometric
 
     layers = cfg.num_layers if encoding else 1
     common = {"in_drop": cfg.in_drop, "residual": cfg.residual, "norm": cfg.norm, "activation": cfg.activation}

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..core.tokens import Tokens
-from ..extras import require
+from anymae.core.tokens import Tokens
+from anymae.extras import require
 
 _pyg_nn = require("torch_geometric.nn", "graph", purpose="graph neural network layers")
 

@@ -82,7 +82,7 @@ class Graphs:
 
     def to_pyg(self) -> Any:
         """A torch_geometric `Data` (needs the graph extra)."""
-        from ..extras import require
+        from anymae.extras import require
 
         data = require("torch_geometric.data", "graph", purpose="torch_geometric graphs")
         fields = {k: v for k, v in dataclasses.asdict(self).items() if isinstance(v, Tensor)}

@@ -18,14 +18,14 @@ from einops import rearrange
 from timm.layers import PatchEmbed
 from torch import Tensor, nn
 
-from ..core.build import MAEConfig, build_mae, config_dict, resolve_config
-from ..core.losses import TokenNorm
-from ..core.masking import make_masking
-from ..core.model import MaskedAutoencoder
-from ..core.pos_embed import FixedSinCos
-from ..core.registry import register_model
-from ..core.tokens import Tokens
-from ..core.transformer import init_mae_
+from anymae.core.build import MAEConfig, build_mae, config_dict, resolve_config
+from anymae.core.losses import TokenNorm
+from anymae.core.masking import make_masking
+from anymae.core.model import MaskedAutoencoder
+from anymae.core.pos_embed import FixedSinCos
+from anymae.core.registry import register_model
+from anymae.core.tokens import Tokens
+from anymae.core.transformer import init_mae_
 
 # ImageNet channel statistics (RGB, on [0, 1] pixels): the default normalization of MAE's data.
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)

@@ -35,16 +35,16 @@ import torch
 from einops import rearrange, repeat
 from torch import Tensor, nn
 
-from ..core.build import MAEConfig, config_dict, encoder_config, resolve_config
-from ..core.decoder import DecoderConfig, MAEDecoder
-from ..core.encoder import TransformerEncoder
-from ..core.losses import TokenNorm
-from ..core.masking import make_masking
-from ..core.model import MaskedAutoencoder
-from ..core.pos_embed import LearnedTable
-from ..core.registry import register_model
-from ..core.tokens import Tokens
-from .image import MID_GRAY, _pair
+from anymae.core.build import MAEConfig, config_dict, encoder_config, resolve_config
+from anymae.core.decoder import DecoderConfig, MAEDecoder
+from anymae.core.encoder import TransformerEncoder
+from anymae.core.losses import TokenNorm
+from anymae.core.masking import make_masking
+from anymae.core.model import MaskedAutoencoder
+from anymae.core.pos_embed import LearnedTable
+from anymae.core.registry import register_model
+from anymae.core.tokens import Tokens
+from anymae.modalities.image import MID_GRAY, _pair
 
 # Rendering of standardized values: [low, high] maps to black..white (see `to_pictures`).
 RENDER_LOW, RENDER_HIGH = -2.5, 2.5

@@ -25,16 +25,16 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..core.build import MAEConfig, build_mae, config_dict, decoder_config, resolve_config
-from ..core.decoder import MAEDecoder
-from ..core.masking import make_masking
-from ..core.model import MaskedAutoencoder
-from ..core.pos_embed import CoordMLP
-from ..core.registry import register_model
-from ..core.tokens import Tokens
-from ..core.transformer import init_mae_
-from ..core.twomask import TwoMaskAutoencoder
-from .points_grouping import group_points
+from anymae.core.build import MAEConfig, build_mae, config_dict, decoder_config, resolve_config
+from anymae.core.decoder import MAEDecoder
+from anymae.core.masking import make_masking
+from anymae.core.model import MaskedAutoencoder
+from anymae.core.pos_embed import CoordMLP
+from anymae.core.registry import register_model
+from anymae.core.tokens import Tokens
+from anymae.core.transformer import init_mae_
+from anymae.core.twomask import TwoMaskAutoencoder
+from anymae.modalities.points_grouping import group_points
 
 
 class MiniPointNet(nn.Module):

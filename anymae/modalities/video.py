@@ -28,15 +28,15 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..core.build import MAEConfig, build_mae, config_dict, resolve_config
-from ..core.losses import TokenNorm
-from ..core.masking import make_masking
-from ..core.model import MaskedAutoencoder
-from ..core.pos_embed import FixedSinCos
-from ..core.registry import register_model
-from ..core.tokens import Tokens
-from ..core.transformer import init_mae_
-from .image import IMAGENET_MEAN, IMAGENET_STD, MID_GRAY
+from anymae.core.build import MAEConfig, build_mae, config_dict, resolve_config
+from anymae.core.losses import TokenNorm
+from anymae.core.masking import make_masking
+from anymae.core.model import MaskedAutoencoder
+from anymae.core.pos_embed import FixedSinCos
+from anymae.core.registry import register_model
+from anymae.core.tokens import Tokens
+from anymae.core.transformer import init_mae_
+from anymae.modalities.image import IMAGENET_MEAN, IMAGENET_STD, MID_GRAY
 
 PosEmbed = Literal["flat", "separable"]
 

@@ -11,13 +11,8 @@ from torch import Tensor, nn
 from anymae.core.encoder import EncoderConfig
 from anymae.core.losses import get_loss
 from anymae.core.masking import RandomMasking, make_masking, make_plan
-from anymae.core.replace_model import (
-    PackedFeatures,
-    ReplaceMaskedAutoencoder,
-    TransformerBackbone,
-    fold_seeds,
-    segment_pool,
-)
+from anymae.core.features import PackedFeatures, segment_pool
+from anymae.core.replace_model import ReplaceMaskedAutoencoder, TransformerBackbone, fold_seeds
 from anymae.core.tokens import Tokens
 
 

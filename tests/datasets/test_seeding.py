@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from anymae.datasets.images import ImageFiles
+from anymae.datasets.image.files import ImageFiles
 from anymae.datasets.seeding import SeededSamples, sample_seed
-from anymae.datasets.synthetic import write_image_folder
-from anymae.datasets.transforms import pretrain_transform
+from anymae.datasets.image.synthetic import write_image_folder
+from anymae.datasets.image.transforms import pretrain_transform
 
 
 def test_sample_seed_is_pinned():

@@ -10,10 +10,10 @@ import anymae
 from anymae.core.masking import GridLineMasking, SampleRNG, make_plan
 from anymae.core.windowed import WindowedBlock
 from anymae.modalities.audio import FILL_BASE
-from anymae.tasks.classifier import Classifier
-from anymae.tasks.export import timm_kwargs
-from anymae.tasks.interop import export_timm_encoder
-from anymae.tasks.interop_audiomae import (
+from anymae.tasks.finetune.classifier import Classifier
+from anymae.tasks.interop.export import timm_kwargs
+from anymae.tasks.interop.mae import export_timm_encoder
+from anymae.tasks.interop.audiomae import (
     anymae_to_official_audiomae,
     official_audiomae_finetuned_to_classifier,
     official_audiomae_to_anymae,

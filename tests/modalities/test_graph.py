@@ -131,7 +131,7 @@ def test_pictures_render_feature_matrices() -> None:
 
 
 def test_graphmae_optimizer_is_adam_decaying_every_parameter() -> None:
-    from anymae.tasks.optim import build_optimizer
+    from anymae.tasks.train.optim import build_optimizer
 
     model = anymae.create_model("graphmae_gat_tiny", in_dim=8, num_hidden=8, num_heads=2)
     opt = build_optimizer(model, lr=1e-3, weight_decay=2e-4, betas=(0.9, 0.999), optimizer="adam", decay_all=True)

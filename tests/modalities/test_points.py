@@ -12,7 +12,7 @@ from anymae.core.masking import SampleRNG, make_masking, make_plan
 from anymae.core.twomask import TwoMaskAutoencoder, consistency_loss
 from anymae.modalities.points import PointTokenizer
 from anymae.modalities.points_grouping import farthest_point_sample, fps_numpy, group_points, knn_indices
-from anymae.tasks.interop_points import (
+from anymae.tasks.interop.points import (
     anymae_to_point_cmae,
     anymae_to_point_mae,
     point_cmae_to_anymae,
@@ -202,7 +202,7 @@ def test_point_mae_state_dict_round_trip_and_reference_names() -> None:
 
 
 def test_pictures_drop_hidden_groups() -> None:
-    from anymae.tasks.pictures import reconstruction_panels
+    from anymae.tasks.pictures.figures import reconstruction_panels
 
     torch.manual_seed(0)
     model = anymae.create_model("point_mae_tiny", num_points=64, num_group=8, group_size=8)

@@ -11,8 +11,8 @@ import torch
 import anymae
 from anymae.core.masking import RunningCellMasking, TubeMasking, make_plan
 from anymae.modalities.video import VideoTokenizer, tubeletify, untubeletify
-from anymae.tasks.classifier import Classifier
-from anymae.tasks.interop_videomae import (
+from anymae.tasks.finetune.classifier import Classifier
+from anymae.tasks.interop.videomae import (
     anymae_to_videomae,
     hf_videomae_to_videomae,
     load_videomae_weights,

@@ -9,9 +9,9 @@ from torch.utils.data import Dataset
 
 import anymae
 from anymae.datasets.seeding import SeededSamples, sample_seed
-from anymae.tasks.animation import animation_frames
-from anymae.tasks.engine import pretrain_objective
-from anymae.tasks.finetune import evaluate_classifier
+from anymae.tasks.pictures.animation import animation_frames
+from anymae.tasks.train.engine import pretrain_objective
+from anymae.tasks.finetune.run import evaluate_classifier
 
 
 class _Views(Dataset):
@@ -67,7 +67,7 @@ def test_animation_frames_cut_strips_into_frames() -> None:
 
 def test_shared_probes_run_on_video_features() -> None:
     from anymae.datasets.sources import build_dataset
-    from anymae.tasks.probe import ProbeSettings, probe_encoder
+    from anymae.tasks.evaluate.probe import ProbeSettings, probe_encoder
 
     model = anymae.create_model("videomae_vit_tiny_patch8", depth=1, decoder_depth=1, num_frames=4)
     section = {"source": "synthetic_videos", "n": 16}

@@ -1,0 +1,1 @@
+"""The graph modality's data: readers of its file formats, its `data.source` entries, synthetic test data."""

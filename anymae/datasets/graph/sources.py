@@ -1,0 +1,175 @@
+"""Graph data sources (`data.source=...`); readers are imported when a dataset is built.
+
+    data:
+      source: graph_folder      # Planetoid raw files, TUDataset raw text, edges.csv (+ features, labels)
+      root: data/cora           #   or a networkx file (.graphml / .gml / .edgelist / .adjlist)
+
+Node-level graphs (one graph: Planetoid, edge lists, networkx, `sbm_graph`) are a dataset of one
+item for every split; node splits come from the files (Planetoid) or a seeded random split of the
+labelled nodes. `partitions > 1` pretrains on that many induced subgraphs of a fixed random node
+partition instead (mini-batches of a large graph). Graph-level data (TUDataset, `sbm_graphs`) is
+one item per graph with its label. One-hot widths (degrees, TU node labels) default to the
+model's `in_dim`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from torch.utils.data import Dataset
+
+
+@dataclass
+class GraphFolderSource:
+    """Graphs on disk: Planetoid raw files, TUDataset raw text, an edge list + tables, or a networkx file.
+
+    `format: auto` detects: `ind.NAME.x` -> planetoid; `NAME_A.txt` -> tu; `edges.{csv,npy,txt}`
+    (with optional `features.*` / `labels.*` beside it, or a single edge file as root) ->
+    edge_list; a `.graphml/.gml/.edgelist/.adjlist` file -> networkx.
+    """
+
+    root: str
+    format: Literal["auto", "planetoid", "tu", "edge_list", "networkx"] = "auto"
+    name: str | None = None
+    node_features: Literal["auto", "node_labels", "attributes", "degree"] = "auto"
+    max_degree: int = 400
+    undirected: bool = True
+    feature_key: str = "x"
+    label_key: str = "y"
+    train_ratio: float = 0.6
+    val_ratio: float = 0.2
+    split_seed: int = 0
+    partitions: int = 1
+
+
+@dataclass
+class SbmGraphSource:
+    """One stochastic-block-model graph, labels = blocks (tests, demos): node classification."""
+
+    blocks: list[int] = field(default_factory=lambda: [100, 100, 100])
+    p_in: float = 0.1
+    p_out: float = 0.01
+    feature_dim: int | None = None  # default: the model's in_dim
+    noise: float = 0.3
+    words: int = 8
+    seed: int = 0
+    train_ratio: float = 0.6
+    val_ratio: float = 0.2
+    partitions: int = 1
+
+
+@dataclass
+class SbmGraphsSource:
+    """Many small SBM graphs, class 0 = two blocks, class 1 = three blocks: graph classification."""
+
+    n: int = 200
+    nodes: int = 20
+    feature_dim: int | None = None  # default: the model's in_dim
+    seed: int = 0
+
+
+_NX_SUFFIXES = (".graphml", ".gml", ".edgelist", ".adjlist")
+
+
+def detect_format(root: Path) -> str:
+    """The `format` of `root` (see `GraphFolderSource`), or a GraphDataError saying what was looked for."""
+    from anymae.datasets.graph.files import GraphDataError
+
+    if root.is_file():
+        if root.suffix in _NX_SUFFIXES:
+            return "networkx"
+        if root.suffix in (".csv", ".npy", ".txt"):
+            return "edge_list"
+    elif root.is_dir():
+        for folder in (root, root / "raw"):
+            if list(folder.glob("ind.*.x")):
+                return "planetoid"
+            if list(folder.glob("*_A.txt")):
+                return "tu"
+        if any((root / f"edges{s}").is_file() for s in (".csv", ".npy", ".txt")):
+            return "edge_list"
+        nx_files = [p for p in root.iterdir() if p.suffix in _NX_SUFFIXES]
+        if len(nx_files) == 1:
+            return "networkx"
+    else:
+        raise GraphDataError(f"{root}: no such file or folder")
+    raise GraphDataError(
+        f"{root}: no graph data recognized; expected Planetoid raw files (ind.NAME.x ...), TUDataset raw "
+        f"files (NAME_A.txt ...), edges.csv / edges.npy (+ features.*, labels.*) or one networkx file "
+        f"({', '.join(_NX_SUFFIXES)})"
+    )
+
+
+def _node_level(graph: Any, split: str, partitions: int, train: float, val: float, seed: int) -> Dataset:
+    from anymae.datasets.graph.files import GraphNodeDataset, NodePartitions, random_split
+
+    if graph.y is not None and graph.train_mask is None:
+        tr, va, te = random_split(graph.num_nodes, train, val, seed)
+        graph = graph.replace(train_mask=tr, val_mask=va, test_mask=te)
+    if split == "pretrain" and partitions > 1:
+        return NodePartitions(graph, partitions, seed)
+    return GraphNodeDataset(graph)
+
+
+def _graph_folder(cfg: GraphFolderSource, split: str, augment: Any, model_config: dict[str, Any]) -> Dataset:
+    from anymae.datasets.graph import files as g
+
+    root = Path(cfg.root)
+    fmt = detect_format(root) if cfg.format == "auto" else cfg.format
+    dim = model_config.get("in_dim")
+    if fmt == "tu":
+        graphs, labels = g.read_tu(
+            root, cfg.name, node_features=cfg.node_features, feature_dim=dim, max_degree=cfg.max_degree
+        )
+        return g.GraphListDataset(graphs, labels)
+    if fmt == "planetoid":
+        graph = g.read_planetoid(root, cfg.name)
+    elif fmt == "edge_list":
+        edges = root if root.is_file() else g.find_table(root, "edges")
+        if edges is None:
+            raise g.GraphDataError(f"{root}: no edges.csv / edges.npy / edges.txt")
+        folder = root.parent if root.is_file() else root
+        graph = g.read_edge_list(
+            edges, features=g.find_table(folder, "features"), labels=g.find_table(folder, "labels"),
+            undirected=cfg.undirected, feature_dim=dim,
+        )
+    elif fmt == "networkx":
+        path = root if root.is_file() else next(p for p in root.iterdir() if p.suffix in _NX_SUFFIXES)
+        graph = g.read_networkx(path, feature_key=cfg.feature_key, label_key=cfg.label_key, feature_dim=dim)
+    else:
+        raise g.GraphDataError(f"data.format={fmt!r}: expected auto, planetoid, tu, edge_list or networkx")
+    return _node_level(graph, split, cfg.partitions, cfg.train_ratio, cfg.val_ratio, cfg.split_seed)
+
+
+def _feature_dim(value: int | None, model_config: dict[str, Any]) -> int:
+    return int(value if value is not None else model_config.get("in_dim", 64))
+
+
+def _sbm_graph(cfg: SbmGraphSource, split: str, augment: Any, model_config: dict[str, Any]) -> Dataset:
+    import torch
+
+    from anymae.modalities.graph_data import stochastic_block_graph
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    graph = stochastic_block_graph(
+        cfg.blocks, cfg.p_in, cfg.p_out, _feature_dim(cfg.feature_dim, model_config), noise=cfg.noise,
+        words=cfg.words, generator=gen,
+    )
+    return _node_level(graph, split, cfg.partitions, cfg.train_ratio, cfg.val_ratio, cfg.seed)
+
+
+def _sbm_graphs(cfg: SbmGraphsSource, split: str, augment: Any, model_config: dict[str, Any]) -> Dataset:
+    from anymae.datasets.graph.files import sbm_graph_dataset
+
+    return sbm_graph_dataset(cfg.n, cfg.nodes, _feature_dim(cfg.feature_dim, model_config), seed=cfg.seed)
+
+
+SOURCES: dict[str, tuple[type, Callable[[Any, str, Any, dict[str, Any]], Dataset]]] = {
+    "graph_folder": (GraphFolderSource, _graph_folder),
+    "sbm_graph": (SbmGraphSource, _sbm_graph),
+    "sbm_graphs": (SbmGraphsSource, _sbm_graphs),
+}
+
+FILE_SOURCES: dict[str, tuple[str, dict[str, Any]]] = {"graph": ("graph_folder", {})}

@@ -1,0 +1,1 @@
+"""The image modality's data: readers of its file formats, its `data.source` entries, synthetic test data."""

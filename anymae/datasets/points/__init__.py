@@ -1,0 +1,1 @@
+"""The points modality's data: readers of its file formats, its `data.source` entries, synthetic test data."""

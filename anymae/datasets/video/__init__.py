@@ -1,0 +1,1 @@
+"""The video modality's data: readers of its file formats, its `data.source` entries, synthetic test data."""

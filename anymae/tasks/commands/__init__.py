@@ -1,0 +1,1 @@
+"""Implementations of the commands that are not a training or evaluation protocol: `demo`, `info`, `stats`."""

@@ -1,0 +1,1 @@
+"""Training: the loop, its steps, data order, schedules, optimizer, distribution, checkpoints, logs."""

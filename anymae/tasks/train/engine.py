@@ -1,0 +1,274 @@
+"""The training engine, written once for every modality: ``train(model, dataset, objective, ...)``.
+
+One plain loop over optimizer steps. Everything random flows from ``run_cfg.seed``:
+
+- data order: ``ShardedBatchSampler`` — a permutation per (seed, epoch), sharded across ranks;
+- per-sample randomness (masks, augmentations): the dataset's per-sample seeds;
+- dropout / drop-path: the global torch RNG, re-seeded at every optimizer step from
+  (seed, step, rank).
+
+The lr is a pure function of the step (``schedule.lr_at``). So a run resumed from ``last.pt``
+(model, optimizer, step) continues exactly as if it had not stopped, with no RNG or sampler
+state saved.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from anymae.core.config import dump_yaml, to_dict
+
+from anymae.tasks.train.checkpoint import (
+    LAST,
+    CheckpointError,
+    compare_keys,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    step_filename,
+)
+from anymae.tasks.train.distributed import DistInfo, full_state, init_distributed, load_full_state, mean_over_ranks, unwrap, wrap_model
+from anymae.tasks.train.logging import MetricsLogger, progress_bar
+from anymae.tasks.train.optim import build_optimizer
+from anymae.tasks.train.sampler import mix_seed, steps_per_epoch
+from anymae.tasks.train.schedule import absolute_lr, lr_at, set_lr
+from anymae.tasks.train.steps import Objective, accumulate, autocast_dtype, epoch_batches
+from anymae.tasks.train.config import OptimConfig, RunConfig
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN / Inf (with ``on_nan="stop"``); the message names the step."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished ``train`` call did.
+
+    Attributes:
+        step: optimizer steps done in total (including those of earlier, resumed runs).
+        last_loss: mean loss of the last step (NaN if that step was skipped).
+        skipped_steps: updates dropped for a non-finite loss (``on_nan="skip"``), in total.
+        checkpoint: the final ``last.pt``.
+        out_dir: the run directory.
+    """
+
+    step: int
+    last_loss: float
+    skipped_steps: int
+    checkpoint: Path
+    out_dir: Path
+
+
+def pretrain_objective(model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
+    """MAE pretraining: batch ``(x, label, seeds)`` -> ``model(x, seeds=seeds).loss``.
+
+    Repeated sampling (VideoMAE V2 ``num_sample``): when a tensor ``x`` holds k inputs per item
+    (``x.shape[0] == k * len(seeds)``, item-major, as a dataset's ``collate_x`` concatenates them),
+    input j of an item gets its own mask seed ``sample_seed(seed, 0, j)``.
+    """
+    x, _label, seeds = batch
+    if isinstance(x, Tensor) and x.shape[0] != len(seeds):
+        k = x.shape[0] // len(seeds)
+        if k * len(seeds) != x.shape[0]:
+            raise ValueError(f"pretrain batch: {x.shape[0]} inputs for {len(seeds)} sample seeds (expected a multiple)")
+        from anymae.datasets.seeding import sample_seed
+
+        seeds = torch.tensor([sample_seed(int(s), 0, j) for s in seeds.tolist() for j in range(k)], device=seeds.device)
+    return model(x, seeds=seeds).loss, {}
+
+
+def _save(
+    out_dir: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    info: DistInfo,
+    keep_step_file: bool,
+    **fields: Any,
+) -> Path:
+    """Gather the full state (a collective under FSDP) and write ``last.pt`` from rank 0."""
+    model_state, optim_state = full_state(model, optimizer)
+    path = out_dir / LAST
+    if info.is_main:
+        state = {"model": model_state, "optimizer": optim_state, **fields}
+        save_checkpoint(path, state)
+        if keep_step_file:
+            save_checkpoint(out_dir / step_filename(fields["step"]), state)
+    return path
+
+
+def _restore(
+    out_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, run_info: dict[str, Any]
+) -> dict[str, Any]:
+    """Load the newest checkpoint of ``out_dir`` into model and optimizer; returns the checkpoint."""
+    path = latest_checkpoint(out_dir)
+    if path is None:
+        return {}
+    ckpt = load_checkpoint(path)
+    same = {"samples_per_step": "batch_size × accum_iter × world_size", "steps_per_epoch": "the dataset size"}
+    for key, what in same.items():
+        was, now = ckpt.get("run", {}).get(key), run_info[key]
+        if was != now:
+            raise CheckpointError(
+                f"cannot resume from '{path}': it was trained with {key}={was}, this run has {now} ({what}); "
+                "the data order and the lr schedule would differ"
+            )
+    report = compare_keys(unwrap(model), ckpt["model"])
+    if not report.ok:
+        raise CheckpointError(f"cannot resume from '{path}': its model does not match:\n{report.describe()}")
+    load_full_state(model, optimizer, ckpt["model"], ckpt["optimizer"])
+    log.info("resumed from %s at step %d", path, ckpt["step"])
+    return ckpt
+
+
+def train(
+    model: nn.Module,
+    dataset: Dataset,
+    objective: Objective,
+    optim_cfg: OptimConfig,
+    run_cfg: RunConfig,
+    *,
+    full_config: Mapping[str, Any] | Any,
+) -> TrainResult:
+    """Train ``model`` on ``dataset`` by minimizing ``objective`` (one process, or one torchrun rank).
+
+    Under torchrun the process group is created on the first call and kept for later calls;
+    end the script with ``anymae.tasks.train.distributed.shutdown()``.
+
+    Args:
+        model: the bare model (it is moved to the device and wrapped here).
+        dataset: map-style dataset; ``set_epoch(e)`` is called when it has one.
+        objective: ``(model, batch) -> (scalar loss, {name: number})``; e.g. ``pretrain_objective``.
+        optim_cfg: optimizer / schedule / batch recipe.
+        run_cfg: where and how to run.
+        full_config: the resolved config of the whole run (a mapping of plain values or a config
+            dataclass); written to ``out_dir/config.yaml`` and into every checkpoint.
+
+    Returns:
+        ``TrainResult``; writes ``config.yaml``, ``metrics.csv``, ``last.pt`` (+ ``tensorboard/``).
+
+    Raises:
+        NonFiniteLossError: a non-finite loss with ``on_nan="stop"`` (names the step and the
+            last finite loss).
+        FileExistsError: ``out_dir`` already holds a checkpoint and ``resume`` is False.
+    """
+    info = init_distributed(run_cfg.device)
+    return _train(model, dataset, objective, optim_cfg, run_cfg, to_dict(full_config), info)
+
+
+def _train(
+    model: nn.Module,
+    dataset: Dataset,
+    objective: Objective,
+    optim_cfg: OptimConfig,
+    run_cfg: RunConfig,
+    config: dict[str, Any],
+    info: DistInfo,
+) -> TrainResult:
+    out_dir = Path(run_cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not run_cfg.resume and latest_checkpoint(out_dir) is not None:
+        raise FileExistsError(f"'{out_dir}' already holds a checkpoint; set resume=True or use another out_dir")
+    per_epoch = steps_per_epoch(len(dataset), optim_cfg.batch_size, info.world_size, optim_cfg.accum_iter)
+    total = per_epoch * optim_cfg.epochs
+    if run_cfg.max_steps is not None:
+        total = min(total, run_cfg.max_steps)
+    samples_per_step = optim_cfg.batch_size * optim_cfg.accum_iter * info.world_size
+    peak_lr = optim_cfg.lr if optim_cfg.lr is not None else absolute_lr(optim_cfg.blr, samples_per_step)
+    amp = autocast_dtype(run_cfg.precision, info.device)
+    run_info = {  # the engine's resolved settings, saved in every checkpoint
+        "world_size": info.world_size,
+        "samples_per_step": samples_per_step,
+        "steps_per_epoch": per_epoch,
+        "total_steps": total,
+        "peak_lr": peak_lr,
+        "device": str(info.device),
+        "precision": "bf16" if amp is not None else "fp32",
+        "optim": to_dict(optim_cfg),
+        "run": to_dict(run_cfg),
+    }
+
+    wrapped = wrap_model(model, info, run_cfg.strategy)
+    optimizer = build_optimizer(
+        unwrap(wrapped),
+        lr=peak_lr,
+        weight_decay=optim_cfg.weight_decay,
+        betas=optim_cfg.betas,
+        decay_tokens=optim_cfg.decay_tokens,
+        layer_decay=optim_cfg.layer_decay,
+        optimizer=optim_cfg.optimizer,
+        decay_all=optim_cfg.decay_all,
+    )
+    ckpt = _restore(out_dir, wrapped, optimizer, run_info) if run_cfg.resume else {}
+    start, skipped = ckpt.get("step", 0), ckpt.get("skipped_steps", 0)
+    if info.is_main:
+        dump_yaml(config, out_dir / "config.yaml")
+    metrics = MetricsLogger(out_dir, append=bool(ckpt), tensorboard=run_cfg.tensorboard, enabled=info.is_main)
+    bar = progress_bar(total, start, enabled=info.is_main)
+    last_finite: tuple[int, float] | None = None
+    loss, batches, tick, ticked_steps = math.nan, iter(()), time.perf_counter(), 0
+    wrapped.train()
+    try:
+        for it in range(start, total):  # `it` is 0-based; `step` = it + 1 = optimizer steps done
+            epoch, step_in_epoch = divmod(it, per_epoch)
+            if it == start or step_in_epoch == 0:
+                batches = epoch_batches(dataset, optim_cfg, run_cfg, info, epoch, step_in_epoch)
+            torch.manual_seed(mix_seed(run_cfg.seed, it, info.rank))  # dropout / drop-path
+            lr = lr_at(
+                it,
+                lr=peak_lr,
+                min_lr=optim_cfg.min_lr,
+                warmup_epochs=optim_cfg.warmup_epochs,
+                epochs=optim_cfg.epochs,
+                iters_per_epoch=per_epoch,
+            )
+            set_lr(optimizer, lr)
+            values, names = accumulate(wrapped, batches, objective, optim_cfg.accum_iter, info.device, amp)
+            stats = dict(zip(names, mean_over_ranks(values).tolist()))
+            loss, step = stats["loss"], it + 1
+            if math.isfinite(loss):
+                if optim_cfg.clip_grad is not None:
+                    torch.nn.utils.clip_grad_norm_(wrapped.parameters(), optim_cfg.clip_grad)
+                optimizer.step()
+                last_finite = (step, loss)
+            elif run_cfg.on_nan == "skip":
+                skipped += 1
+            else:
+                last = f"loss {last_finite[1]:.6g} at step {last_finite[0]}" if last_finite else "none in this run"
+                raise NonFiniteLossError(
+                    f"non-finite loss ({loss}) at step {step} (epoch {epoch}); last finite: {last}. "
+                    f"Lower the lr, set clip_grad, or resume from '{out_dir / LAST}' with on_nan='skip'"
+                )
+            optimizer.zero_grad(set_to_none=True)
+
+            ticked_steps += 1
+            if step % run_cfg.log_every == 0 or step == total:
+                now = time.perf_counter()
+                rate = ticked_steps * samples_per_step / max(now - tick, 1e-9)
+                metrics.log({"step": step, "epoch": epoch, **stats, "lr": lr, "samples_per_s": rate})
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", refresh=False)
+                tick, ticked_steps = now, 0
+            bar.update(1)
+            if step % run_cfg.ckpt_every == 0 or step == total:
+                fields = {"step": step, "epoch": step // per_epoch, "skipped_steps": skipped}
+                _save(out_dir, wrapped, optimizer, info, run_cfg.keep_step_checkpoints,
+                      **fields, config=config, run=run_info)
+    finally:
+        bar.close()
+        metrics.close()
+    if skipped and info.is_main:
+        log.warning("skipped %d optimizer step(s) with a non-finite loss", skipped)
+    return TrainResult(
+        step=max(total, start), last_loss=loss, skipped_steps=skipped, checkpoint=out_dir / LAST, out_dir=out_dir
+    )
