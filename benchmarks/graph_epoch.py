@@ -5,7 +5,7 @@ pretrained with the Cora recipe's GAT (hidden and heads configurable) for a few 
 
 - full batch: the whole graph is one sample (one step per epoch, GraphMAE's transductive setup);
 - mini-batches: the nodes in `--parts` random partitions, `--parts-per-batch` induced subgraphs
-  packed per step (`anymae.datasets.graph.files.NodePartitions`; pyg-lib / torch-sparse, which PyG's
+  packed per step (`anymae.datasets.graph.dataset.NodePartitions`; pyg-lib / torch-sparse, which PyG's
   NeighborLoader and GraphSAINT need, have no wheels here). Edges between parts are dropped.
 
 Prints seconds per epoch and peak memory (CUDA: max allocated; CPU: the process's max RSS, which
@@ -24,7 +24,7 @@ import time
 import torch
 
 import anymae
-from anymae.datasets.graph.files import NodePartitions
+from anymae.datasets.graph.dataset import NodePartitions
 from anymae.modalities.graph_data import Graphs, collate_graphs
 
 

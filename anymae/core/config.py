@@ -172,11 +172,16 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return plain(cfg, "")
 
 
+def yaml_text(cfg: Any) -> str:
+    """``cfg`` (config dataclass or mapping) as YAML text, keys in field order, lists of scalars on one line."""
+    return yaml.dump(to_dict(cfg), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+
+
 def dump_yaml(cfg: Any, path: str | os.PathLike[str]) -> None:
-    """Write ``cfg`` (config dataclass or mapping) to ``path`` as YAML, keys in field order, atomically:
+    """Write ``cfg`` (config dataclass or mapping) to ``path`` as YAML (``yaml_text``), atomically:
     text built first, temp file in the same directory, flush, fsync, rename; on failure ``path`` is
     untouched and no temp file remains."""
-    text = yaml.dump(to_dict(cfg), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    text = yaml_text(cfg)
     with atomic_write(path, "w") as f:
         f.write(text)
 

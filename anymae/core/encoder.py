@@ -28,7 +28,11 @@ class EncoderConfig:
 
 
 class TransformerEncoder(nn.Module):
-    """ViT encoder over already-embedded tokens (positions added by the caller).
+    """ViT encoder over embedded tokens and their positions.
+
+    Whether positions are added once to the input (ViT, MAE) or re-added at every block input
+    (Point-MAE, `cfg.pos_every_block`) is decided here and nowhere else: callers pass the tokens
+    and their positions separately.
 
     Parameter names follow timm's VisionTransformer (`cls_token`, `reg_token`, `blocks.{i}`,
     `norm`), so an image encoder exports to timm by renaming only the tokenizer's parts.
@@ -78,8 +82,9 @@ class TransformerEncoder(nn.Module):
         """Encode tokens.
 
         Args:
-            x: B×N×D tokens (positions already added unless `pos_every_block`).
-            pos: B×N×D positions, re-added at every block when `cfg.pos_every_block`.
+            x: B×N×D tokens without positions.
+            pos: (1|B)×N×D positions of those tokens: added to `x` once, or at every block input
+                when `cfg.pos_every_block` (prefix tokens get zero positions); None = none.
             attn_mask: optional mask broadcastable to B×heads×(P+N)×(P+N).
             return_layers: block indices whose outputs to return as intermediates.
             final_norm: apply the final LayerNorm.
@@ -87,7 +92,9 @@ class TransformerEncoder(nn.Module):
         Returns:
             (B×(P+N)×D latent, list of intermediate B×(P+N)×D outputs)
         """
-        x = self.prepend_prefix(x)
+        if pos is not None and not self.cfg.pos_every_block:
+            x = x + pos  # B×N×D, once
+        x = self.prepend_prefix(x)  # B×(P+N)×D
         block_pos = None
         if self.cfg.pos_every_block and pos is not None:
             zeros = pos.new_zeros(pos.shape[0], self.num_prefix, pos.shape[2])

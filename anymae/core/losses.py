@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
+import torch
+import torch.nn.functional as F  # noqa: N812
 from einops import rearrange
 from torch import Tensor
+
+from anymae.core.registry import Registry
+
+# name -> loss(pred B×M×P, target B×M×P, weight B×M | None, **params) -> scalar, registered where it
+# is defined (`@LOSSES.register("mse")`). A loss's own parameters (e.g. a cosine exponent) are
+# keyword arguments with defaults, bound by `get_loss`.
+LOSSES: Registry[Callable[..., Tensor]] = Registry("loss")
 
 
 @dataclass(frozen=True)
@@ -44,13 +55,8 @@ class TokenNorm:
         return values * scale + mean
 
 
-def masked_mse(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
-    """Per-token MSE averaged over P, then averaged over tokens with `weight` (1 = counts).
-
-    pred, target: B×M×P; weight: B×M (None: all tokens count). Equals the reference
-    `((pred - target)**2).mean(-1)`, `(loss * mask).sum() / mask.sum()`.
-    """
-    per_token = (pred - target).pow(2).mean(dim=-1)  # B×M
+def _token_mean(per_token: Tensor, weight: Tensor | None) -> Tensor:
+    """B×M per-token values averaged over tokens with `weight` (B×M, 1 = counts; None = all count)."""
     if weight is None:
         return per_token.mean()
     total = weight.sum()
@@ -59,17 +65,19 @@ def masked_mse(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Te
     return (per_token * weight).sum() / total
 
 
-# name -> loss(pred B×M×P, target B×M×P, weight B×M | None, **params) -> scalar.
-# A loss's own parameters (e.g. a cosine exponent) are keyword arguments with defaults.
-LOSSES: dict[str, Callable[..., Tensor]] = {"mse": masked_mse}
+@LOSSES.register("mse")
+def masked_mse(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Per-token MSE averaged over P, then averaged over tokens with `weight` (1 = counts).
+
+    pred, target: B×M×P; weight: B×M (None: all tokens count). Equals the reference
+    `((pred - target)**2).mean(-1)`, `(loss * mask).sum() / mask.sum()`.
+    """
+    return _token_mean((pred - target).pow(2).mean(dim=-1), weight)  # B×M -> scalar
 
 
 def get_loss(name: str, **params: Any) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
     """A reconstruction loss by name, with its parameters bound: (pred, target, weight) -> scalar."""
-    try:
-        fn = LOSSES[name]
-    except KeyError:
-        raise ValueError(f"unknown loss {name!r}; expected one of {sorted(LOSSES)}") from None
+    fn = LOSSES.get(name)
     if not params:
         return fn
     accepted = set(inspect.signature(fn).parameters) - {"pred", "target", "weight"}
@@ -77,22 +85,6 @@ def get_loss(name: str, **params: Any) -> Callable[[Tensor, Tensor, Tensor | Non
     if unknown:
         raise ValueError(f"loss {name!r}: unknown parameter(s) {unknown}; it accepts {sorted(accepted) or 'none'}")
     return functools.partial(fn, **params)
-
-
-
-import math  # noqa: E402  (imports of the appended ChA-MAEViT losses)
-
-import torch  # noqa: E402
-
-
-def _token_mean(per_token: Tensor, weight: Tensor | None) -> Tensor:
-    """B×M per-token values averaged over tokens with `weight` (1 = counts), as `masked_mse`."""
-    if weight is None:
-        return per_token.mean()
-    total = weight.sum()
-    if total == 0:
-        return per_token.sum() * 0.0
-    return (per_token * weight).sum() / total
 
 
 def fourier_magnitude_l1(pred: Tensor, target: Tensor, fft_shape: tuple[int, int] | None = None) -> Tensor:
@@ -117,6 +109,7 @@ def fourier_magnitude_l1(pred: Tensor, target: Tensor, fft_shape: tuple[int, int
     return diff.flatten(2).mean(dim=-1)  # B×M
 
 
+@LOSSES.register("mse_fourier")
 def masked_mse_fourier(
     pred: Tensor,
     target: Tensor,
@@ -147,9 +140,8 @@ def masked_mse_fourier(
     return (1 - fourier_weight) * mse + fourier_weight * fourier
 
 
-LOSSES["mse_fourier"] = masked_mse_fourier
 
-
+@LOSSES.register("chamfer_l2")
 def chamfer_l2(pred: Tensor, target: Tensor, weight: Tensor | None = None, *, point_dim: int = 3) -> Tensor:
     """Chamfer-L2 per token between predicted and target point sets (Point-MAE's `cdl2`).
 
@@ -175,18 +167,10 @@ def chamfer_l2(pred: Tensor, target: Tensor, weight: Tensor | None = None, *, po
     else:
         sq = (a.unsqueeze(2) - t.unsqueeze(1)).pow(2).sum(-1)  # (B·M)×K×K
         per_token = sq.min(dim=2).values.mean(dim=1) + sq.min(dim=1).values.mean(dim=1)  # (B·M)
-    per_token = per_token.reshape(b, m)  # B×M
-    if weight is None:
-        return per_token.mean()
-    total = weight.sum()
-    if total == 0:
-        return per_token.sum() * 0.0
-    return (per_token * weight).sum() / total
+    return _token_mean(per_token.reshape(b, m), weight)  # (B·M) -> B×M -> scalar
 
 
 def _find_pytorch3d_chamfer() -> Callable[..., Any] | None:
-    import importlib.util
-
     if importlib.util.find_spec("pytorch3d") is None:
         return None
     from pytorch3d.loss import chamfer_distance
@@ -196,9 +180,8 @@ def _find_pytorch3d_chamfer() -> Callable[..., Any] | None:
 
 _pytorch3d_chamfer = _find_pytorch3d_chamfer()
 
-LOSSES["chamfer_l2"] = chamfer_l2
 
-
+@LOSSES.register("sce")
 def scaled_cosine_error(pred: Tensor, target: Tensor, weight: Tensor | None = None, gamma: float = 3.0) -> Tensor:
     """Scaled cosine error (GraphMAE's `sce_loss`): mean over tokens of `(1 - cos(pred, target))^gamma`.
 
@@ -210,16 +193,5 @@ def scaled_cosine_error(pred: Tensor, target: Tensor, weight: Tensor | None = No
         weight: B×M (None: all tokens count).
         gamma: the exponent (>= 1 in the paper).
     """
-    import torch.nn.functional as F  # noqa: N812
-
     cos = (F.normalize(pred, p=2, dim=-1) * F.normalize(target, p=2, dim=-1)).sum(dim=-1)  # B×M
-    per_token = (1 - cos).pow(gamma)
-    if weight is None:
-        return per_token.mean()
-    total = weight.sum()
-    if total == 0:
-        return per_token.sum() * 0.0
-    return (per_token * weight).sum() / total
-
-
-LOSSES["sce"] = scaled_cosine_error
+    return _token_mean((1 - cos).pow(gamma), weight)  # B×M -> scalar

@@ -1,22 +1,49 @@
-"""`MaskedAutoencoder`: tokenizer -> mask plan -> encoder -> decoder -> loss on hidden tokens."""
+"""`MaskedAutoencoder`: the one autoencoder skeleton every recipe composes.
+
+    tokenize -> plan masks -> encode visible -> decode queries -> targets -> loss terms
+
+Each step is a method with typed inputs and outputs (`core.skeleton.steps`); `forward` runs them.
+A recipe chooses parts instead of subclassing:
+
+- `mode`: `DropMode()` (MAE: the encoder sees the visible tokens) or `ReplaceMode(...)` (SimMIM,
+  GraphMAE: the encoder sees every token, hidden ones replaced; the encoder may then be any
+  backbone `(x, tokens) -> B×N×H`, e.g. a GNN);
+- `extra_decoders`: each adds a *branch*, i.e. one more mask draw (branch k draws from
+  `seeds + k · SECOND_STREAM_OFFSET`) through the shared encoder into its own decoder, with its
+  own reconstruction term (Point-CMAE: one extra decoder, `decoder2`);
+- `terms`: extra loss terms (`core.skeleton.terms`; Point-CMAE's `DecoderConsistency`);
+- `decoder_masking`: a decoder-side strategy whose kept tokens are the ones the decoder predicts
+  (VideoMAE V2's dual masking);
+- `target_norm`, `loss` / `loss_params`: the target and the reconstruction loss.
+
+The loss is the weighted sum of the terms; `MAEOutput.parts` holds every term's value by name
+("rec" for one branch, "rec1", "rec2", ... for several, then the extra terms' names).
+
+Positions meet the encoder in one place, `run_encoder`: the tokenizer's positions are handed to
+the `TransformerEncoder`, which adds them once or at every block (`pos_every_block`), for every
+branch, mode and `features()`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 import torch
 from torch import Tensor, nn
 
-from anymae.core.decoder import MAEDecoder
 from anymae.core.encoder import TransformerEncoder
-from anymae.core.features import Features
+from anymae.core.features import Features, PackedFeatures
 from anymae.core.losses import TokenNorm, get_loss
 from anymae.core.masking import MaskingStrategy, MaskPlan, gather_tokens, make_plan
+from anymae.core.seeds import DECODER_MASK_OFFSET, branch_seeds, fold_seeds, offset_seeds
+from anymae.core.skeleton.modes import DropMode, MaskingMode
+from anymae.core.skeleton.steps import Branch, BranchPlan, Decoded, Encoded, Pass
+from anymae.core.skeleton.terms import LossTerm, reconstruction_terms, total_loss
 from anymae.core.tokens import Tokens
 
-# Decoder-side masks draw from seeds offset by this constant, independent of the encoder's mask.
-_DECODER_SEED_OFFSET = 0x5DEECE66D
+Noise = Tensor | Sequence[Tensor | None] | None
 
 
 @dataclass
@@ -24,15 +51,17 @@ class MAEOutput:
     """One forward pass.
 
     Attributes:
-        loss: scalar reconstruction loss on the tokens in `loss_weight`.
-        pred: B×N×P predictions in token order (zero where the decoder made none).
+        loss: scalar, the weighted sum of the loss terms.
+        pred: B×N×P predictions of the first branch in token order (zero where it made none).
         target: B×N×P targets as the loss sees them (normalized when norm_pix is on).
-        mask: B×N float, 1 where the token was hidden from the encoder.
-        loss_weight: B×N float, 1 where the loss counts (hidden and decoded).
-        plan: the encoder's mask plan.
+        mask: B×N float, 1 where the token was hidden from the encoder (first branch).
+        loss_weight: B×N float, 1 where the first branch's reconstruction loss counts.
+        plan: the first branch's encoder mask plan.
         tokens: the tokenized batch (raw targets, layout) for pictures.
-        parts: every named part of the loss as a detached scalar (logged by the engine as a
-            metric next to `loss`); empty when the loss has a single part.
+        parts: every loss term's value as a detached scalar, by name ("rec", or "rec1", "rec2",
+            ... with several branches, then extra terms such as "consistency"); the engine logs
+            them as metrics next to `loss`.
+        plans: every branch's encoder mask plan, in branch order (`plans[0] is plan`).
     """
 
     loss: Tensor
@@ -43,31 +72,50 @@ class MAEOutput:
     plan: MaskPlan
     tokens: Tokens
     parts: dict[str, Tensor] = field(default_factory=dict)
+    plans: list[MaskPlan] = field(default_factory=list)
+
+
+def _nth(noise: Noise, k: int) -> Tensor | None:
+    """Branch k's injected scores: a tensor is the first branch's; a sequence has one per branch."""
+    if noise is None or isinstance(noise, Tensor):
+        return noise if k == 0 else None
+    return noise[k] if k < len(noise) else None
 
 
 class MaskedAutoencoder(nn.Module):
-    """The shared MAE, composed from a modality's tokenizer and head and the core's parts.
+    """The shared masked autoencoder, composed from a modality's parts and the core's (module doc).
 
     Args:
         tokenizer: the modality's tokenizer (see `core.tokens.Tokenizer`).
-        encoder: the shared transformer encoder.
-        decoder: the MAE decoder (holding the modality's head and decoder positions).
+        encoder: the shared `TransformerEncoder`, or (replace mode) a backbone `(x, tokens) -> B×N×H`
+            with `in_dim` / `out_dim`.
+        decoder: the first branch's decoder: an `MAEDecoder` (drop mode) or a backbone
+            `(x, tokens) -> B×N×P` with `in_dim` (replace mode).
         masking: the encoder-side masking strategy.
+        mode: `DropMode()` (default) or `ReplaceMode(replace_rate, remask)`.
+        extra_decoders: decoders of branches 2, 3, ... (registered as `decoder2`, `decoder3`, ...).
+        terms: extra loss terms, after the reconstruction terms.
+        reconstruction_weight: weight of every branch's reconstruction term (Point-CMAE: 1000).
         target_norm: per-token target normalization (norm_pix), or None for raw targets.
         loss: name of the reconstruction loss (`core.losses.LOSSES`).
         loss_params: keyword parameters of that loss (e.g. an exponent), plain values.
-        decoder_masking: optional decoder-side strategy (VideoMAE V2): its kept tokens are the
-            ones the decoder predicts; the loss covers tokens hidden from the encoder among them.
+        decoder_masking: optional decoder-side strategy (VideoMAE V2, drop mode): its kept tokens
+            are the ones the decoder predicts; the loss covers tokens hidden from the encoder
+            among them.
         config: plain values describing how this model was built (saved with checkpoints).
     """
 
     def __init__(
         self,
         tokenizer: nn.Module,
-        encoder: TransformerEncoder,
-        decoder: MAEDecoder,
+        encoder: nn.Module,
+        decoder: nn.Module,
         masking: MaskingStrategy,
         *,
+        mode: MaskingMode | None = None,
+        extra_decoders: Sequence[nn.Module] = (),
+        terms: Sequence[LossTerm] = (),
+        reconstruction_weight: float = 1.0,
         target_norm: TokenNorm | None = None,
         loss: str = "mse",
         loss_params: dict[str, Any] | None = None,
@@ -75,84 +123,187 @@ class MaskedAutoencoder(nn.Module):
         config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        self.mode: MaskingMode = mode if mode is not None else DropMode()
+        for dec in (decoder, *extra_decoders):
+            self.mode.check(encoder, dec)
         self.tokenizer = tokenizer
         self.encoder = encoder
         self.decoder = decoder
+        for i, extra in enumerate(extra_decoders):
+            self.add_module(f"decoder{i + 2}", extra)  # state-dict keys decoder2.*, decoder3.*, ...
+        self.num_branches = 1 + len(extra_decoders)
+        for name, part in self.mode.parts(tokenizer, encoder, decoder).items():
+            setattr(self, name, part)  # top-level keys: mask_token, encoder_to_decoder.*, ...
         self.masking = masking
         self.decoder_masking = decoder_masking
         self.target_norm = target_norm
         self.loss_name = loss
         self.loss_params: dict[str, Any] = dict(loss_params or {})
         self.loss_fn: Callable[[Tensor, Tensor, Tensor | None], Tensor] = get_loss(loss, **self.loss_params)
+        all_terms = [*reconstruction_terms(self.loss_fn, self.num_branches, reconstruction_weight), *terms]
+        names = [t.name for t in all_terms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"loss term names must be unique, got {names}")
+        self.terms = nn.ModuleList(all_terms)
         self.config: dict[str, Any] = dict(config or {})
 
-    def _encoder_input(self, tokens: Tokens) -> tuple[Tensor, Tensor]:
-        """-> (B×N×D tokens with positions added unless re-added per block, (1|B)×N×D positions)."""
-        pos = self.tokenizer.pos_embed(tokens.grid, tokens.coords)
-        x = tokens.x if self.encoder.cfg.pos_every_block else tokens.x + pos
-        return x, pos
+    @property
+    def decoders(self) -> list[nn.Module]:
+        """Every branch's decoder, in branch order (`decoder`, `decoder2`, ...)."""
+        return [self.decoder, *(getattr(self, f"decoder{k + 1}") for k in range(1, self.num_branches))]
+
+    # ---- the one place positions meet the encoder -------------------------------------------
+
+    def run_encoder(
+        self, x: Tensor, tokens: Tokens, index: Tensor | None, *, taps: Sequence[int] = (), final_norm: bool = True
+    ) -> Encoded:
+        """Encode token inputs with their positions.
+
+        Args:
+            x: B×M×D token inputs without positions: the tokens at `index` (B×M), or all N in
+                token order when `index` is None.
+            tokens: the tokenized batch (layout for positions; a backbone reads what it needs).
+            index: B×M token indices of `x`, or None.
+            taps: encoder block indices whose outputs to keep (`Encoded.taps`).
+            final_norm: apply the encoder's final norm.
+
+        Returns:
+            `Encoded` with B×(P+M)×D latent (a backbone: B×N×H, P = 0).
+        """
+        if not isinstance(self.encoder, TransformerEncoder):  # a backbone sees every token, no positions
+            if index is not None or taps:
+                raise ValueError(
+                    f"a {type(self.encoder).__name__} backbone encodes every token (index must be None) and has "
+                    f"no blocks to tap (return_layers / taps must be empty, got {tuple(taps)})"
+                )
+            return Encoded(self.encoder(x, tokens), 0)
+        pos = self.tokenizer.pos_embed(tokens.grid, tokens.coords)  # (1|B)×N×D
+        if index is not None:
+            pos = gather_tokens(pos, index)  # B×M×D
+        layers = tuple(i for i in range(self.encoder.depth) if i in taps)
+        latent, inter = self.encoder(x, pos, return_layers=layers, final_norm=final_norm)
+        return Encoded(latent, self.encoder.num_prefix, dict(zip(layers, inter)))
+
+    # ---- the skeleton's steps ---------------------------------------------------------------
+
+    def tokenize(self, x: Any) -> Tokens:
+        """The modality batch -> Tokens with a reconstruction target."""
+        tokens = self.tokenizer(x)
+        if tokens.target is None:
+            raise ValueError("the tokenizer produced no reconstruction target")
+        return tokens
+
+    def _packs(self) -> bool:
+        """Whether the tokenizer packs several samples into one row (it has `segments`)."""
+        return callable(getattr(self.tokenizer, "segments", None))
+
+    def plan_masks(
+        self,
+        tokens: Tokens,
+        *,
+        seeds: Tensor | None = None,
+        noise: Noise = None,
+        generator: torch.Generator | None = None,
+        decoder_noise: Noise = None,
+    ) -> list[BranchPlan]:
+        """One `BranchPlan` per branch: the encoder's mask, the decoder's queries and loss weights.
+
+        Branch k draws from `branch_seeds(seeds, k)`; its decoder-side mask from those seeds plus
+        `DECODER_MASK_OFFSET`. Without seeds every draw comes from `generator` (or torch's global
+        generator), branch by branch, encoder mask before decoder mask.
+        """
+        b = tokens.x.shape[0]
+        row_seeds = fold_seeds(seeds, b) if seeds is not None and self._packs() else seeds
+        out: list[BranchPlan] = []
+        for k in range(self.num_branches):
+            s = branch_seeds(row_seeds, k)
+            plan = make_plan(
+                self.masking, tokens.grid, b, device=tokens.x.device, seeds=s, generator=generator,
+                noise=_nth(noise, k), coords=tokens.coords,
+            )
+            dec_plan = None
+            if self.decoder_masking is not None:
+                dec_plan = make_plan(
+                    self.decoder_masking, tokens.grid, b, device=tokens.x.device,
+                    seeds=offset_seeds(s, DECODER_MASK_OFFSET), generator=generator, noise=_nth(decoder_noise, k),
+                    coords=tokens.coords,
+                )
+            query, weight = self.mode.plan_queries(plan, dec_plan)
+            out.append(BranchPlan(plan, query, weight, s))
+        return out
+
+    def encode(
+        self, tokens: Tokens, planned: BranchPlan, *, generator: torch.Generator | None = None,
+        taps: Sequence[int] = (),
+    ) -> Encoded:
+        """One branch's encoder pass (drop: the visible tokens; replace: all, hidden ones replaced)."""
+        return self.mode.encode(self, tokens, planned, generator=generator, taps=tuple(taps))
+
+    def decode(self, tokens: Tokens, planned: BranchPlan, encoded: Encoded, *, branch: int = 0) -> Decoded:
+        """One branch's predictions at its queries, by that branch's decoder."""
+        return self.mode.decode(self, self.decoders[branch], tokens, planned, encoded)
+
+    def targets(self, tokens: Tokens) -> Tensor:
+        """B×N×P targets as the loss sees them (normalized per token with norm_pix)."""
+        assert tokens.target is not None
+        return self.target_norm.normalize(tokens.target) if self.target_norm else tokens.target
+
+    def loss_terms(self, state: Pass) -> tuple[Tensor, dict[str, Tensor]]:
+        """(weighted total, {term name: detached value}) over the model's terms."""
+        return total_loss(self.terms, state)
 
     def forward(
         self,
         x: Any,
         *,
         seeds: Tensor | None = None,
-        noise: Tensor | None = None,
+        noise: Noise = None,
         generator: torch.Generator | None = None,
-        decoder_noise: Tensor | None = None,
+        decoder_noise: Noise = None,
     ) -> MAEOutput:
-        """Mask, encode, decode and score a batch.
+        """Run the skeleton on a batch.
 
         Args:
             x: the modality batch (e.g. B×C×H×W images).
-            seeds: B int64 per-sample seeds: each sample's mask then depends only on its seed.
-            noise: B×N injected masking scores (small = visible), overriding the strategy.
-            generator: generator for the batched draw when no seeds are given.
-            decoder_noise: B×N injected scores for the decoder-side strategy.
+            seeds: B int64 per-sample seeds: each sample's masks then depend only on its seed
+                (folded into one seed per row for a tokenizer that packs samples into a row).
+            noise: B×N injected masking scores (small = visible) of the first branch, overriding
+                the strategy; or a sequence with one (or None) per branch.
+            generator: generator for the batched draws when no seeds are given.
+            decoder_noise: B×N injected scores for the decoder-side strategy (same forms).
+        """
+        tokens = self.tokenize(x)
+        planned = self.plan_masks(tokens, seeds=seeds, noise=noise, generator=generator, decoder_noise=decoder_noise)
+        taps = tuple(sorted({i for term in self.terms for i in term.taps}))
+        branches = []
+        for k, p in enumerate(planned):  # encode then decode per branch (the order of RNG draws)
+            encoded = self.encode(tokens, p, generator=generator, taps=taps)
+            branches.append(Branch(p, encoded, self.decode(tokens, p, encoded, branch=k)))
+        state = Pass(tokens, self.targets(tokens), branches)
+        loss, parts = self.loss_terms(state)
+        first = branches[0]
+        return MAEOutput(
+            loss, first.predictions(), state.target, first.plan.mask, first.loss_weight(), first.plan, tokens,
+            parts=parts, plans=[br.plan for br in branches],
+        )
+
+    # ---- the downstream interface -----------------------------------------------------------
+
+    def features(self, x: Any, *, return_layers: tuple[int, ...] = (), final_norm: bool = True) -> Features:
+        """Encoder features on all tokens, no masking (downstream interface of every modality).
+
+        A tokenizer that packs several samples into one row (it has `segments(tokens)`) gives
+        `PackedFeatures`, which pool per sample.
         """
         tokens = self.tokenizer(x)
-        if tokens.target is None:
-            raise ValueError("the tokenizer produced no reconstruction target")
-        b, n = tokens.x.shape[:2]
-        dev = tokens.x.device
-        plan = make_plan(
-            self.masking, tokens.grid, b, device=dev, seeds=seeds, generator=generator, noise=noise, coords=tokens.coords
-        )
-        query = plan.hide
-        if self.decoder_masking is not None:
-            dec_seeds = None if seeds is None else seeds + _DECODER_SEED_OFFSET
-            dec_plan = make_plan(
-                self.decoder_masking, tokens.grid, b, device=dev, seeds=dec_seeds, generator=generator,
-                noise=decoder_noise, coords=tokens.coords,
+        encoded = self.run_encoder(tokens.x, tokens, None, taps=return_layers, final_norm=final_norm)
+        latent, p = encoded.latent, encoded.num_prefix  # B×(P+N)×D
+        inter = [encoded.taps[i] for i in sorted(encoded.taps)]
+        if self._packs():
+            seg, num = self.tokenizer.segments(tokens)
+            return PackedFeatures(
+                tokens=latent[:, p:], prefix=latent[:, :p], intermediates=inter, segments=seg, num_segments=num
             )
-            query = dec_plan.keep
-        x_all, pos = self._encoder_input(tokens)
-        x_vis = gather_tokens(x_all, plan.keep)  # B×Nv×D
-        pos_vis = gather_tokens(pos, plan.keep) if self.encoder.cfg.pos_every_block else None
-        latent, _ = self.encoder(x_vis, pos_vis)  # B×(P+Nv)×D
-        pred_vis, pred_query = self.decoder(
-            latent, num_prefix=self.encoder.num_prefix, keep=plan.keep, query=query,
-            grid=tokens.grid, coords=tokens.coords,
-        )
-        target = self.target_norm.normalize(tokens.target) if self.target_norm else tokens.target
-        mask = plan.mask  # B×N
-        weight_query = torch.gather(mask, 1, query)  # B×Nq
-        loss = self.loss_fn(pred_query, gather_tokens(target, query), weight_query)
-        pred = pred_query.new_zeros(b, n, pred_query.shape[-1])
-        pred = pred.scatter(1, plan.keep.unsqueeze(-1).expand_as(pred_vis), pred_vis)
-        pred = pred.scatter(1, query.unsqueeze(-1).expand_as(pred_query), pred_query)  # B×N×P
-        loss_weight = torch.zeros_like(mask).scatter(1, query, weight_query)
-        return MAEOutput(loss, pred, target, mask, loss_weight, plan, tokens)
-
-    def features(
-        self, x: Any, *, return_layers: tuple[int, ...] = (), final_norm: bool = True
-    ) -> Features:
-        """Encoder features on all tokens, no masking (downstream interface of every modality)."""
-        tokens = self.tokenizer(x)
-        x_all, pos = self._encoder_input(tokens)
-        pos_all = pos.expand(x_all.shape[0], -1, -1) if self.encoder.cfg.pos_every_block else None
-        latent, inter = self.encoder(x_all, pos_all, return_layers=return_layers, final_norm=final_norm)
-        p = self.encoder.num_prefix
         return Features(tokens=latent[:, p:], prefix=latent[:, :p], intermediates=inter)
 
     def reconstruct(self, out: MAEOutput, *, stats: Literal["own", "visible"] = "own") -> Any:
@@ -162,7 +313,8 @@ class MaskedAutoencoder(nn.Module):
         norm_pix models predictions are mapped back with per-token statistics taken from
         `stats`: "own" uses each hidden token's own mean and variance (what MAE's visualizations
         do; it reveals those two numbers of the answer), "visible" uses the average statistics of
-        the sample's visible tokens (nothing from the hidden token is used).
+        the sample's visible tokens (nothing from the hidden token is used). Raw targets: `stats`
+        changes nothing.
         """
         raw = out.tokens.target  # B×N×P
         pred = out.pred
@@ -180,6 +332,8 @@ class MaskedAutoencoder(nn.Module):
 
     def no_weight_decay(self) -> set[str]:
         """Names of tokens and learned position tables (timm's convention)."""
-        names = {"encoder.cls_token", "encoder.reg_token", "decoder.mask_token"}
-        names |= {n for n, _ in self.named_parameters() if "pos_embed" in n}
-        return {n for n in names if n in dict(self.named_parameters())}
+        params = dict(self.named_parameters())
+        names = {"encoder.cls_token", "encoder.reg_token", "mask_token"}
+        names |= {f"decoder{'' if k == 0 else k + 1}.mask_token" for k in range(self.num_branches)}
+        names |= {n for n in params if "pos_embed" in n}
+        return {n for n in names if n in params}

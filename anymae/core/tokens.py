@@ -43,6 +43,11 @@ class Tokenizer(Protocol):
     For pictures (`tasks/pictures.py`): `to_pictures(batch, **render) -> B×H×W×3 uint8` renders
     a batch, and `picture_fill(tokens, level, **render) -> (1|B)×(1|N)×P` is the token value that
     renders as flat gray `level` (0 black, 1 white).
+
+    Optional: a tokenizer that packs several samples into one token row (a mini-batch of graphs,
+    tokens = nodes) has `segments(tokens) -> (N long sample ids, number of samples)`; the model
+    then folds the batch's per-sample seeds into one seed per row (`core.seeds.fold_seeds`) and
+    `features()` gives `PackedFeatures`, which pool per sample.
     """
 
     dim: int

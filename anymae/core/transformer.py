@@ -1,8 +1,10 @@
-"""Transformer blocks (timm's ViT `Block`, fused scaled-dot-product attention) and MAE's init."""
+"""Transformer blocks (timm's ViT `Block`, fused scaled-dot-product attention) and their inits (MAE, trunc-normal)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from timm.models.vision_transformer import Block
 from torch import Tensor, nn
@@ -61,15 +63,28 @@ def run_blocks(
     return x, inter
 
 
-def init_mae_(module: nn.Module) -> None:
-    """MAE's initialization: Linear xavier-uniform with zero bias, LayerNorm (1, 0).
-
-    Apply with `model.apply(init_mae_)`; tokens and patch projections are initialized by their owners.
-    """
-    if isinstance(module, nn.Linear):
-        nn.init.xavier_uniform_(module.weight)
+def _init_layers_(
+    module: nn.Module, weight_init: Callable[[Tensor], Any], layers: tuple[type[nn.Module], ...]
+) -> None:
+    """`weight_init` on the weight of a module of type `layers`, zero bias; LayerNorm weight 1, bias 0."""
+    if isinstance(module, layers):
+        weight_init(module.weight)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
+
+
+def init_mae_(module: nn.Module) -> None:
+    """MAE's initialization: Linear xavier-uniform with zero bias, LayerNorm (1, 0).
+
+    Apply with `model.apply(init_mae_)`; tokens and patch projections are initialized by their owners.
+    """
+    _init_layers_(module, nn.init.xavier_uniform_, (nn.Linear,))
+
+
+def init_trunc_normal_(module: nn.Module) -> None:
+    """timm ViT's `_init_weights` as Point-MAE and ChA-MAEViT use it: Linear and Conv1d weights
+    trunc-normal(std 0.02) with zero bias, LayerNorm (1, 0). Apply with `module.apply(init_trunc_normal_)`."""
+    _init_layers_(module, partial(nn.init.trunc_normal_, std=0.02), (nn.Linear, nn.Conv1d))

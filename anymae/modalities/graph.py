@@ -3,11 +3,11 @@
 Tokens are nodes: a batch of graphs (`Graphs`, one graph or a packed mini-batch) becomes one row
 of N node tokens whose inputs and targets are the node features (1×N×F), with the edges (plus
 one self-loop per node, GraphMAE's preprocessing) in `tokens.extra`. The model is the core's
-`ReplaceMaskedAutoencoder`: hidden nodes' features become the learned [MASK] vector (a
-`replace_rate` share: other random nodes' features), a message-passing encoder (GAT / GIN / GCN,
-or the shared transformer with edges as the attention constraint) sees the whole graph, its
-output is projected (Linear, no bias), re-masked (hidden rows = 0) and decoded by one GNN layer
-to the features; the loss is the scaled cosine error on hidden nodes.
+`MaskedAutoencoder` in replace mode (`ReplaceMode`): hidden nodes' features become the learned
+[MASK] vector (a `replace_rate` share: other random nodes' features), a message-passing encoder
+(GAT / GIN / GCN, or the shared transformer with edges as the attention constraint) sees the
+whole graph, its output is projected (Linear, no bias), re-masked (hidden rows = 0) and decoded
+by one GNN layer to the features; the loss is the scaled cosine error on hidden nodes.
 
 Presets follow GraphMAE's `configs.yml` (THUDM/GraphMAE): Cora (GAT), MUTAG and PROTEINS (GIN);
 plus CPU-sized ones. Needs torch_geometric (the `graph` extra) to build a model; this module
@@ -26,8 +26,9 @@ from torch import Tensor, nn
 from anymae.core.build import config_dict, resolve_config
 from anymae.core.encoder import EncoderConfig
 from anymae.core.masking import make_masking
+from anymae.core.model import MaskedAutoencoder
 from anymae.core.registry import register_model
-from anymae.core.replace_model import ReplaceMaskedAutoencoder, TransformerBackbone
+from anymae.core.skeleton import ReplaceMode, TransformerBackbone
 from anymae.core.tokens import Tokens
 from anymae.modalities.graph_data import Graphs, collate_graphs, stochastic_block_graph, with_self_loops
 
@@ -179,17 +180,17 @@ def _backbone(cfg: GraphMAEConfig, kind: str, in_dim: int, out_dim: int, *, enco
     raise ValueError(f"backbone {kind!r}: expected 'gat', 'gin', 'gcn' or 'transformer'")
 
 
-def build_graphmae(name: str, **overrides: Any) -> ReplaceMaskedAutoencoder:
+def build_graphmae(name: str, **overrides: Any) -> MaskedAutoencoder:
     """Build a registered graph preset with overrides (e.g. in_dim=500, encoder="gin")."""
     cfg = resolve_config(GRAPH_PRESETS[name], overrides, what=f"model {name!r}")  # type: ignore[type-var]
     encoder = _backbone(cfg, cfg.encoder, cfg.in_dim, cfg.num_hidden, encoding=True)
     decoder = _backbone(cfg, cfg.decoder, cfg.num_hidden, cfg.in_dim, encoding=False)
-    return ReplaceMaskedAutoencoder(
+    return MaskedAutoencoder(
         GraphTokenizer(cfg.in_dim, self_loops=cfg.self_loops),
         encoder,
         decoder,
         make_masking(cfg.masking, cfg.mask_ratio),
-        replace_rate=cfg.replace_rate,
+        mode=ReplaceMode(cfg.replace_rate),
         loss="sce",
         loss_params={"gamma": cfg.gamma},
         config=config_dict(name, cfg),  # type: ignore[arg-type]

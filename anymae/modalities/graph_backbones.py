@@ -231,7 +231,7 @@ def gcn(
 def edge_attention_mask(tokens: Tokens) -> Tensor:
     """1×1×N×N bool: node i may attend to node j when an edge j -> i exists, or i == j.
 
-    For the graph-transformer option (`core.replace_model.TransformerBackbone`). Dense: N² memory.
+    For the graph-transformer option (`core.skeleton.TransformerBackbone`). Dense: N² memory.
     """
     n = tokens.x.shape[1]
     if tokens.x.shape[0] != 1:

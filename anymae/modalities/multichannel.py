@@ -44,6 +44,7 @@ from anymae.core.model import MaskedAutoencoder
 from anymae.core.pos_embed import LearnedTable
 from anymae.core.registry import register_model
 from anymae.core.tokens import Tokens
+from anymae.core.transformer import init_trunc_normal_
 from anymae.modalities.image import MID_GRAY, _pair
 
 # Rendering of standardized values: [low, high] maps to black..white (see `to_pictures`).
@@ -271,17 +272,6 @@ class ChannelAwareDecoderPos(nn.Module):
         return tok.pos_embed(grid) + tok.channel_vectors(coords[..., 0])  # B×N×D
 
 
-def init_vit_trunc_normal_(module: nn.Module) -> None:
-    """ChA-MAEViT's `_init_weights`: Linear trunc-normal(0.02) with zero bias, LayerNorm (1, 0)."""
-    if isinstance(module, nn.Linear):
-        nn.init.trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
-
-
 @dataclass
 class ChannelMAEConfig(MAEConfig):
     """ChA-MAEViT: MAEConfig plus channels, memory tokens, DCP masking and the Fourier term.
@@ -322,7 +312,7 @@ def build_channel_mae(name: str, **overrides: Any) -> MaskedAutoencoder:
     head = nn.Linear(cfg.embed_dim, cfg.patch_size**2)
     decoder = MAEDecoder(dec_cfg, cfg.embed_dim, ChannelAwareDecoderPos(tokenizer), head)
     for part in (encoder.blocks, encoder.norm, decoder):
-        part.apply(init_vit_trunc_normal_)
+        part.apply(init_trunc_normal_)
     params = (
         {"p_patch": cfg.p_patch, "p_channel": cfg.p_channel, "at_least_one_channel": cfg.at_least_one_channel}
         if cfg.masking == "dcp" else {}

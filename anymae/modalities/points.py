@@ -31,9 +31,9 @@ from anymae.core.masking import make_masking
 from anymae.core.model import MaskedAutoencoder
 from anymae.core.pos_embed import CoordMLP
 from anymae.core.registry import register_model
+from anymae.core.skeleton import DecoderConsistency
 from anymae.core.tokens import Tokens
-from anymae.core.transformer import init_mae_
-from anymae.core.twomask import TwoMaskAutoencoder
+from anymae.core.transformer import init_mae_, init_trunc_normal_
 from anymae.modalities.points_grouping import group_points
 
 
@@ -168,17 +168,6 @@ class PointMAEConfig(MAEConfig):
     grouping_backend: Literal["torch", "pytorch3d"] = "torch"
 
 
-def _init_trunc_normal_(module: nn.Module) -> None:
-    """Point-MAE's encoder init: Linear and Conv1d weights trunc_normal(0.02), zero bias; LN (1, 0)."""
-    if isinstance(module, (nn.Linear, nn.Conv1d)):
-        nn.init.trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
-
-
 def _decoder(cfg: PointMAEConfig) -> MAEDecoder:
     dcfg = decoder_config(cfg, **_DECODER_EXTRA, drop_path=cfg.drop_path)
     decoder = MAEDecoder(dcfg, cfg.embed_dim, CoordMLP(3, cfg.decoder_embed_dim), nn.Linear(dcfg.dim, 3 * cfg.group_size))
@@ -209,15 +198,16 @@ def build_point_mae(name: str, **overrides: Any) -> MaskedAutoencoder:
         encoder_extra=_ENCODER_EXTRA, decoder_extra={**_DECODER_EXTRA, "drop_path": cfg.drop_path},
         loss="chamfer_l2",
     )
-    tokenizer.apply(_init_trunc_normal_)
-    mae.encoder.apply(_init_trunc_normal_)
+    tokenizer.apply(init_trunc_normal_)
+    mae.encoder.apply(init_trunc_normal_)
     mae.decoder = _decoder(cfg)  # reference decoder init (the pos MLP and head keep torch's default)
     if not cfg.two_mask:
         return mae
-    return TwoMaskAutoencoder(
-        tokenizer, mae.encoder, mae.decoder, _decoder(cfg), masking, consistency=cfg.consistency,
-        reconstruction_weight=cfg.reconstruction_weight, consistency_weight=cfg.consistency_weight,
-        loss="chamfer_l2", config=config_dict(name, cfg),
+    # Point-CMAE: a second mask draw into a second decoder, and the decoders' consistency term.
+    consistency = DecoderConsistency(cfg.consistency, weight=cfg.consistency_weight)
+    return MaskedAutoencoder(
+        tokenizer, mae.encoder, mae.decoder, masking, extra_decoders=[_decoder(cfg)], terms=[consistency],
+        reconstruction_weight=cfg.reconstruction_weight, loss="chamfer_l2", config=config_dict(name, cfg),
     )
 
 

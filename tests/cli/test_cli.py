@@ -97,7 +97,7 @@ def test_export_official_format(run: Path) -> None:
 def test_probe_reports_each_protocol(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = ["data.source=image_folder", f"data.root={run / 'images'}", "data.img_size=32"]
     settings = ["probe.epochs=2", "probe.warmup_epochs=1", "probe.optimizer=adamw", "probe.batch_size=8",
-                "probe.protocols=[knn,linear,attentive]", "num_workers=0", f"out={run / 'probe.json'}"]
+                "probe.protocols=[knn,linear,attentive]", "run.num_workers=0", f"out={run / 'probe.json'}"]
     assert main(["probe", "--checkpoint", str(run / "run/last.pt"), *data, *settings]) == 0
     results = json.loads((run / "probe.json").read_text())
     assert set(results) == {"knn", "linear", "attentive"}

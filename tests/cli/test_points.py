@@ -13,7 +13,7 @@ import yaml
 from PIL import Image
 
 from anymae.cli import main
-from anymae.datasets.points.files import synthetic_shape, write_cloud
+from anymae.datasets.points.synthetic import synthetic_shape, write_cloud
 from anymae.tasks.train.checkpoint import load_checkpoint
 from anymae.tasks.interop.points import point_mae_to_anymae
 
@@ -98,12 +98,12 @@ def test_finetune_with_the_point_transformer_head(run: Path) -> None:
 
 def test_probe_svm_and_fewshot(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = ["data.source=point_files", f"data.root={run / 'clouds'}"]
-    settings = ["probe.protocols=[svm,knn]", "probe.pool=mean", "probe.svm_pool=mean_max", "num_workers=0",
-                f"out={run / 'probe.json'}", "device=cpu"]
+    settings = ["probe.protocols=[svm,knn]", "probe.pool=mean", "probe.svm_pool=mean_max", "run.num_workers=0",
+                f"out={run / 'probe.json'}", "run.device=cpu"]
     assert main(["probe", "--checkpoint", str(run / "run/last.pt"), *data, *settings]) == 0
     results = json.loads((run / "probe.json").read_text())
     assert set(results) == {"svm", "knn"} and all(0 <= v <= 100 for v in results.values())
-    fs = ["fewshot.way=2", "fewshot.shot=3", "fewshot.query=3", "fewshot.folds=2", f"out={run / 'fs.json'}", "device=cpu"]
+    fs = ["fewshot.way=2", "fewshot.shot=3", "fewshot.query=3", "fewshot.folds=2", f"out={run / 'fs.json'}", "run.device=cpu"]
     assert main(["fewshot", "--checkpoint", str(run / "run/last.pt"), *data, *fs]) == 0
     result = json.loads((run / "fs.json").read_text())
     assert len(result["fold_top1"]) == 2 and "±" in capsys.readouterr().out

@@ -48,17 +48,21 @@ def test_unknown_loss_lists_choices() -> None:
         get_loss("l3")
 
 
-def test_get_loss_binds_parameters_and_refuses_unknown_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_get_loss_binds_parameters_and_refuses_unknown_ones() -> None:
     from anymae.core import losses
 
     def scaled(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *, k: float = 1.0):
         return k * masked_mse(pred, target, weight)
 
-    monkeypatch.setitem(losses.LOSSES, "scaled_test", scaled)
-    pred, target = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
-    assert torch.allclose(get_loss("scaled_test", k=3.0)(pred, target, None), 3 * masked_mse(pred, target))
-    assert get_loss("scaled_test") is scaled
-    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['gamma'\].*\['k'\]"):
-        get_loss("scaled_test", gamma=2.0)
-    with pytest.raises(ValueError, match="unknown loss 'nope'"):
-        get_loss("nope")
+    losses.LOSSES.register("scaled_test", scaled)
+    try:
+        pred, target = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
+        assert torch.allclose(get_loss("scaled_test", k=3.0)(pred, target, None), 3 * masked_mse(pred, target))
+        assert get_loss("scaled_test") is scaled
+        with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['gamma'\].*\['k'\]"):
+            get_loss("scaled_test", gamma=2.0)
+        with pytest.raises(ValueError, match="unknown loss 'nope'"):
+            get_loss("nope")
+    finally:
+        losses.LOSSES.unregister("scaled_test")
+    assert "scaled_test" not in losses.LOSSES

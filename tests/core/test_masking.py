@@ -127,7 +127,7 @@ def test_make_masking_by_name_and_unknown_name_lists_choices() -> None:
 
     strategy = make_masking("random", 0.6)
     assert isinstance(strategy, RandomMasking) and strategy.ratio == 0.6
-    with pytest.raises(ValueError, match="masking='nope': expected one of"):
+    with pytest.raises(ValueError, match="unknown masking 'nope'; expected one of block, dcp"):
         make_masking("nope", 0.5)
     assert {"random", "block"} <= set(MASKINGS)
 

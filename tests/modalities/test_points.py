@@ -9,7 +9,7 @@ import torch
 import anymae
 from anymae.core.losses import chamfer_l2, get_loss
 from anymae.core.masking import SampleRNG, make_masking, make_plan
-from anymae.core.twomask import TwoMaskAutoencoder, consistency_loss
+from anymae.core.skeleton import consistency_loss
 from anymae.modalities.points import PointTokenizer
 from anymae.modalities.points_grouping import farthest_point_sample, fps_numpy, group_points, knn_indices
 from anymae.tasks.interop.points import (
@@ -101,7 +101,8 @@ def test_preset_parameter_counts_match_the_reference_layer_shapes() -> None:
     assert enc.blocks[-1].drop_path1.drop_prob == pytest.approx(0.1)
     assert model.decoder.blocks[-1].drop_path1.drop_prob == pytest.approx(0.1)
     cmae = anymae.create_model("point_cmae")
-    assert isinstance(cmae, TwoMaskAutoencoder) and sum(p.numel() for p in cmae.decoder2.parameters()) == 7_181_408
+    assert cmae.num_branches == 2 and [t.name for t in cmae.terms] == ["rec1", "rec2", "consistency"]
+    assert sum(p.numel() for p in cmae.decoder2.parameters()) == 7_181_408
 
 
 def test_positions_are_readded_at_every_block() -> None:
@@ -176,8 +177,8 @@ def test_two_mask_model_total_is_the_weighted_sum() -> None:
     out = model(model.tokenizer.example(2), seeds=torch.tensor([3, 4]))
     p = out.parts
     assert out.loss.item() == pytest.approx(1000 * (p["rec1"] + p["rec2"]).item() + p["consistency"].item(), rel=1e-5)
-    assert not torch.equal(out.plan.hide.sort(1).values, out.plan2.hide.sort(1).values)
-    assert out.mask.sum(1).tolist() == [4.0, 4.0] and out.plan2.mask.sum(1).tolist() == [4.0, 4.0]
+    assert not torch.equal(out.plan.hide.sort(1).values, out.plans[1].hide.sort(1).values)
+    assert out.mask.sum(1).tolist() == [4.0, 4.0] and out.plans[1].mask.sum(1).tolist() == [4.0, 4.0]
 
 
 def test_point_mae_state_dict_round_trip_and_reference_names() -> None:

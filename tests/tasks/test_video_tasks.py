@@ -8,13 +8,14 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 import anymae
+from anymae.datasets.contract import SampleDataset
 from anymae.datasets.seeding import SeededSamples, sample_seed
 from anymae.tasks.pictures.animation import animation_frames
 from anymae.tasks.train.engine import pretrain_objective
-from anymae.tasks.finetune.run import evaluate_classifier
+from anymae.tasks.finetune.scoring import evaluate_classifier
 
 
-class _Views(Dataset):
+class _Views(Dataset, SampleDataset):
     """Items x: V×4 with a known per-view score pattern; `num_views = V`."""
 
     num_views = 3
@@ -45,11 +46,31 @@ def test_multi_view_evaluation_averages_probabilities_per_item() -> None:
     assert evaluate_classifier(model, SeededSamples(data, 0), batch_size=3, view_average="logit") == expect_l
 
 
+class _Clips(Dataset, SampleDataset):
+    """2 items of k=2 clips each (k×C×T×H×W), concatenated item-major by `collate_x`."""
+
+    inputs_per_item = 2
+
+    def __init__(self, clips: Tensor) -> None:
+        self.clips = clips  # (2·2)×C×T×H×W
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        return self.clips[2 * i : 2 * i + 2], -1
+
+    def collate_x(self, xs: list[Tensor]) -> Tensor:
+        return torch.cat(xs)
+
+
 def test_repeated_clips_get_their_own_mask_seeds() -> None:
     model = anymae.create_model("videomae_vit_tiny_patch8", depth=1, decoder_depth=1)
     x = model.tokenizer.example(4)  # 2 items × k=2 clips, item-major
-    seeds = torch.tensor([11, 12])
-    loss, _ = pretrain_objective(model, (x, torch.tensor([-1, -1]), seeds))
+    data = SeededSamples(_Clips(x), base_seed=0)
+    batch = data.collate([(x[0:2], -1, 11), (x[2:4], -1, 12)])  # items with sample seeds 11 and 12
+    assert torch.equal(batch[0], x)
+    loss, _ = pretrain_objective(model, batch)
     per_clip = torch.tensor([sample_seed(s, 0, j) for s in (11, 12) for j in range(2)])
     out = model(x, seeds=per_clip)
     assert torch.equal(loss, out.loss)

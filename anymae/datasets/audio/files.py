@@ -38,6 +38,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from anymae.datasets.contract import SampleDataset
 from anymae.extras import require
 from anymae.datasets.skips import DataError, Skips
 
@@ -128,7 +129,7 @@ class Augment:
     roll_mag: bool = False
 
 
-class AudioClips(Dataset):
+class AudioClips(Dataset, SampleDataset):
     """Audio files with labels; items are `(1×T×F normalized fbank, label)` (label rules: module doc).
 
     Args:
@@ -171,6 +172,11 @@ class AudioClips(Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    @property  # type: ignore[override]
+    def labels(self) -> list[int] | None:
+        """The class of every clip in index order; None when labels are lists or mixed vectors."""
+        return None if self.multilabel or self.soft_labels else [int(label) for _, label in self.samples]
 
     @property
     def soft_labels(self) -> bool:

@@ -18,13 +18,14 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from torch.utils.data import Dataset
 
 from anymae.core.config import ConfigError
 from anymae.datasets.audio.files import AUDIO_EXTENSIONS, NORM_STATS, AudioClips, Augment, Frontend
 from anymae.datasets.image.files import _scan
+from anymae.datasets.sources import SOURCES
 
 
 @dataclass
@@ -101,6 +102,7 @@ def _clips(cfg: AudioCommon, samples: list, augment: Any, model_config: dict[str
     return AudioClips(samples, _frontend(cfg, model_config), augment=aug, on_error=cfg.on_error, **kw)
 
 
+@SOURCES.register("audio_folder", config=AudioFolderSource, modality="audio", files={"layout": "flat"})
 def _audio_folder(cfg: AudioFolderSource, split: str, augment: Any, model_config: dict[str, Any]) -> Dataset:
     if not cfg.root:
         raise ConfigError("data.root: expected an audio file or a folder of audio files")
@@ -133,6 +135,7 @@ def class_index(path: str | Path) -> tuple[dict[str, int], list[str]]:
     return lookup, names
 
 
+@SOURCES.register("audio_csv", config=AudioCsvSource, modality="audio")
 def _audio_csv(cfg: AudioCsvSource, split: str, augment: Any, model_config: dict[str, Any]) -> Dataset:
     table = Path(cfg.csv)
     rows = _read_rows(table, "data.csv")
@@ -152,6 +155,7 @@ def _audio_csv(cfg: AudioCsvSource, split: str, augment: Any, model_config: dict
                   classes=names, root=base)  # fmt: skip
 
 
+@SOURCES.register("esc50", config=Esc50Source, modality="audio")
 def _esc50(cfg: Esc50Source, split: str, augment: Any, model_config: dict[str, Any]) -> Dataset:
     root = Path(cfg.root)
     rows = _read_rows(root / "meta" / "esc50.csv", "data.root")
@@ -165,12 +169,3 @@ def _esc50(cfg: Esc50Source, split: str, augment: Any, model_config: dict[str, A
     samples = [(root / "audio" / r["filename"], int(r["target"])) for r in rows]
     classes = [names.get(k, str(k)) for k in range(max(names) + 1)] if names else []
     return _clips(cfg, samples, augment, model_config, num_classes=max(50, len(classes)), classes=classes, root=root)
-
-
-SOURCES: dict[str, tuple[type, Callable[[Any, str, Any, dict[str, Any]], Dataset]]] = {
-    "audio_folder": (AudioFolderSource, _audio_folder),
-    "audio_csv": (AudioCsvSource, _audio_csv),
-    "esc50": (Esc50Source, _esc50),
-}
-
-FILE_SOURCES: dict[str, tuple[str, dict[str, Any]]] = {"audio": ("audio_folder", {"layout": "flat"})}

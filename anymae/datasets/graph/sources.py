@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from torch.utils.data import Dataset
+
+from anymae.datasets.sources import SOURCES
 
 
 @dataclass
@@ -75,7 +77,7 @@ _NX_SUFFIXES = (".graphml", ".gml", ".edgelist", ".adjlist")
 
 def detect_format(root: Path) -> str:
     """The `format` of `root` (see `GraphFolderSource`), or a GraphDataError saying what was looked for."""
-    from anymae.datasets.graph.files import GraphDataError
+    from anymae.datasets.graph.readers import GraphDataError
 
     if root.is_file():
         if root.suffix in _NX_SUFFIXES:
@@ -103,7 +105,8 @@ def detect_format(root: Path) -> str:
 
 
 def _node_level(graph: Any, split: str, partitions: int, train: float, val: float, seed: int) -> Dataset:
-    from anymae.datasets.graph.files import GraphNodeDataset, NodePartitions, random_split
+    from anymae.datasets.graph.dataset import GraphNodeDataset, NodePartitions
+    from anymae.datasets.graph.readers import random_split
 
     if graph.y is not None and graph.train_mask is None:
         tr, va, te = random_split(graph.num_nodes, train, val, seed)
@@ -113,8 +116,10 @@ def _node_level(graph: Any, split: str, partitions: int, train: float, val: floa
     return GraphNodeDataset(graph)
 
 
+@SOURCES.register("graph_folder", config=GraphFolderSource, modality="graph", files={})
 def _graph_folder(cfg: GraphFolderSource, split: str, augment: Any, model_config: dict[str, Any]) -> Dataset:
-    from anymae.datasets.graph import files as g
+    from anymae.datasets.graph import readers as g
+    from anymae.datasets.graph.dataset import GraphListDataset
 
     root = Path(cfg.root)
     fmt = detect_format(root) if cfg.format == "auto" else cfg.format
@@ -123,7 +128,7 @@ def _graph_folder(cfg: GraphFolderSource, split: str, augment: Any, model_config
         graphs, labels = g.read_tu(
             root, cfg.name, node_features=cfg.node_features, feature_dim=dim, max_degree=cfg.max_degree
         )
-        return g.GraphListDataset(graphs, labels)
+        return GraphListDataset(graphs, labels)
     if fmt == "planetoid":
         graph = g.read_planetoid(root, cfg.name)
     elif fmt == "edge_list":
@@ -147,6 +152,7 @@ def _feature_dim(value: int | None, model_config: dict[str, Any]) -> int:
     return int(value if value is not None else model_config.get("in_dim", 64))
 
 
+@SOURCES.register("sbm_graph", config=SbmGraphSource, modality="graph")
 def _sbm_graph(cfg: SbmGraphSource, split: str, augment: Any, model_config: dict[str, Any]) -> Dataset:
     import torch
 
@@ -160,16 +166,8 @@ def _sbm_graph(cfg: SbmGraphSource, split: str, augment: Any, model_config: dict
     return _node_level(graph, split, cfg.partitions, cfg.train_ratio, cfg.val_ratio, cfg.seed)
 
 
+@SOURCES.register("sbm_graphs", config=SbmGraphsSource, modality="graph")
 def _sbm_graphs(cfg: SbmGraphsSource, split: str, augment: Any, model_config: dict[str, Any]) -> Dataset:
-    from anymae.datasets.graph.files import sbm_graph_dataset
+    from anymae.datasets.graph.dataset import sbm_graph_dataset
 
     return sbm_graph_dataset(cfg.n, cfg.nodes, _feature_dim(cfg.feature_dim, model_config), seed=cfg.seed)
-
-
-SOURCES: dict[str, tuple[type, Callable[[Any, str, Any, dict[str, Any]], Dataset]]] = {
-    "graph_folder": (GraphFolderSource, _graph_folder),
-    "sbm_graph": (SbmGraphSource, _sbm_graph),
-    "sbm_graphs": (SbmGraphsSource, _sbm_graphs),
-}
-
-FILE_SOURCES: dict[str, tuple[str, dict[str, Any]]] = {"graph": ("graph_folder", {})}

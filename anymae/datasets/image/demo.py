@@ -31,6 +31,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from anymae.datasets.contract import SampleDataset
 from anymae.datasets.image.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 _PIP_NAMES = {
@@ -119,7 +120,7 @@ def _working_photo(index: int, short_side: int) -> Image.Image:
     return im.resize(new, Image.BICUBIC)
 
 
-class PhotoCrops(Dataset):
+class PhotoCrops(Dataset, SampleDataset):
     """Crops of the demo photos in memory; items are ``(3×size×size float, label)``.
 
     Coordinates are pixels of a photo's working image (its roi resized to short side

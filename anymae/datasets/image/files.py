@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
+from anymae.datasets.contract import SampleDataset
 from anymae.datasets.skips import DataError, Skips
 
 logger = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def _scan(root: Path, layout: str, extensions: tuple[str, ...]) -> tuple[list[st
     return classes, samples
 
 
-class ImageFiles(Dataset):
+class ImageFiles(Dataset, SampleDataset):
     """Images in a folder tree; items are ``(transform(rgb_image), label)``.
 
     Layouts:
@@ -192,6 +193,11 @@ class ImageFiles(Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    @property  # type: ignore[override]
+    def labels(self) -> list[int]:
+        """The items' labels in index order (-1 when flat), without reading the images."""
+        return [label for _, label in self.samples]
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
         image, label = self._skips.get(index, self._load)

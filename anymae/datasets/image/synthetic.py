@@ -23,6 +23,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from anymae.datasets.contract import SampleDataset
 from anymae.datasets.image.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "tif": "TIFF"}
@@ -73,7 +74,7 @@ def channel_stats(channels: int) -> tuple[list[float], list[float]]:
     )
 
 
-class SyntheticImages(Dataset):
+class SyntheticImages(Dataset, SampleDataset):
     """In-memory oriented gratings, ImageNet-normalized; items are ``(C×size×size float, label)``.
 
     Labels are balanced (``i % num_classes`` before a seeded shuffle); everything is fixed by

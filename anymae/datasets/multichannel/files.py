@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from anymae.datasets.contract import SampleDataset
 from anymae.modalities.multichannel import ChannelStack, channel_ids, collate_stacks
 from anymae.datasets.image.files import _scan
 from anymae.datasets.skips import DataError, Skips
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 _EPS = 1e-5  # InstanceNorm's eps, for per-image normalization
 
 
-class StackDataset(Dataset):
+class StackDataset(Dataset, SampleDataset):
     """What every multi-channel dataset shares: channel selection, normalization, cropping, skips.
 
     Args:
@@ -110,6 +111,11 @@ class StackDataset(Dataset):
 
     def label(self, index: int) -> int:
         raise NotImplementedError
+
+    @property  # type: ignore[override]
+    def labels(self) -> list[int]:
+        """Every sample's label in index order, without reading the stacks."""
+        return [self.label(i) for i in range(len(self))]
 
     def read_raw(self, index: int) -> np.ndarray:
         """The stored channels of sample `index`: C_file×H×W float32 (checked)."""

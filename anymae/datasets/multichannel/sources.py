@@ -13,13 +13,12 @@ Imports without the `multichannel` extra: tifffile is imported when a TIFF is re
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from torch.utils.data import Dataset
 
-Augment = Literal["pretrain", "finetune", False]
+from anymae.datasets.sources import SOURCES, Augment
 
 
 @dataclass
@@ -107,6 +106,9 @@ def _common(cfg: Any, stored: list[str], augment: Augment, model_config: dict[st
     }
 
 
+@SOURCES.register(
+    "multichannel_files", config=MultichannelFilesSource, modality="multichannel", files={"layout": "flat"}
+)
 def _files(cfg: MultichannelFilesSource, split: str, augment: Augment, model_config: dict[str, Any]) -> Dataset:
     from anymae.datasets.multichannel.files import StackFiles
 
@@ -119,6 +121,7 @@ def _files(cfg: MultichannelFilesSource, split: str, augment: Augment, model_con
     )
 
 
+@SOURCES.register("multichannel_csv", config=MultichannelCSVSource, modality="multichannel")
 def _csv(cfg: MultichannelCSVSource, split: str, augment: Augment, model_config: dict[str, Any]) -> Dataset:
     from anymae.datasets.multichannel.files import ChannelCSV
 
@@ -126,11 +129,3 @@ def _csv(cfg: MultichannelCSVSource, split: str, augment: Augment, model_config:
         cfg.csv, cfg.channels, root=cfg.root, label_column=cfg.label_column,
         **_common(cfg, list(cfg.channels), augment, model_config),
     )
-
-
-SOURCES: dict[str, tuple[type, Callable[[Any, str, Augment, dict[str, Any]], Dataset]]] = {
-    "multichannel_files": (MultichannelFilesSource, _files),
-    "multichannel_csv": (MultichannelCSVSource, _csv),
-}
-
-FILE_SOURCES: dict[str, tuple[str, dict[str, Any]]] = {"multichannel": ("multichannel_files", {"layout": "flat"})}

@@ -11,11 +11,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from torch.utils.data import Dataset
+
+from anymae.datasets.sources import SOURCES
 
 OnError = Literal["raise", "skip"]
 
@@ -79,7 +80,7 @@ def _num_points(value: int | None, model_config: dict[str, Any]) -> int:
 
 def _pipeline(num_points: int | None, augment: Any, model_config: dict[str, Any], *, how: str, normalize: bool,
               shuffle: bool) -> Any:
-    from anymae.datasets.points.files import CloudPipeline
+    from anymae.datasets.points.transforms import CloudPipeline
 
     return CloudPipeline(
         _num_points(num_points, model_config), how=how, normalize=normalize,  # type: ignore[arg-type]
@@ -88,6 +89,7 @@ def _pipeline(num_points: int | None, augment: Any, model_config: dict[str, Any]
     )
 
 
+@SOURCES.register("point_files", config=PointFilesSource, modality="points", files={"layout": "flat"})
 def _point_files(cfg: PointFilesSource, split: str, augment: Any, model_config: dict[str, Any]) -> Dataset:
     from anymae.datasets.points.files import PointFiles
 
@@ -95,6 +97,7 @@ def _point_files(cfg: PointFilesSource, split: str, augment: Any, model_config: 
     return PointFiles(cfg.root, split, pipe, layout=cfg.layout, on_error=cfg.on_error, mesh_points=cfg.mesh_points)
 
 
+@SOURCES.register("modelnet40_resampled", config=ModelNetResampledSource, modality="points")
 def _modelnet(cfg: ModelNetResampledSource, split: str, augment: Any, model_config: dict[str, Any]) -> Dataset:
     from anymae.datasets.points.files import ModelNetResampled
 
@@ -102,6 +105,7 @@ def _modelnet(cfg: ModelNetResampledSource, split: str, augment: Any, model_conf
     return ModelNetResampled(cfg.root, split, pipe, num_category=cfg.num_category, on_error=cfg.on_error)
 
 
+@SOURCES.register("shapenet55", config=ShapeNet55Source, modality="points")
 def _shapenet(cfg: ShapeNet55Source, split: str, augment: Any, model_config: dict[str, Any]) -> Dataset:
     from anymae.datasets.points.files import ShapeNet55
 
@@ -109,6 +113,7 @@ def _shapenet(cfg: ShapeNet55Source, split: str, augment: Any, model_config: dic
     return ShapeNet55(cfg.root, split, pipe, pc_dir=cfg.pc_dir, on_error=cfg.on_error)
 
 
+@SOURCES.register("scanobjectnn", config=ScanObjectNNSource, modality="points")
 def _scanobjectnn(cfg: ScanObjectNNSource, split: str, augment: Any, model_config: dict[str, Any]) -> Dataset:
     from anymae.datasets.points.files import ScanObjectNN
 
@@ -116,20 +121,10 @@ def _scanobjectnn(cfg: ScanObjectNNSource, split: str, augment: Any, model_confi
     return ScanObjectNN(cfg.root, split, pipe, variant=cfg.variant, on_error=cfg.on_error)
 
 
+@SOURCES.register("synthetic_shapes", config=SyntheticShapesSource, modality="points")
 def _synthetic(cfg: SyntheticShapesSource, split: str, augment: Any, model_config: dict[str, Any]) -> Dataset:
-    from anymae.datasets.points.files import SyntheticShapes
+    from anymae.datasets.points.synthetic import SyntheticShapes
 
     seed = cfg.seed + (0 if split in ("train", "pretrain") else 1)
     return SyntheticShapes(cfg.n, num_points=_num_points(cfg.num_points, model_config), num_classes=cfg.num_classes,
                            seed=seed, augment=augment in ("pretrain", "finetune"))
-
-
-SOURCES: dict[str, tuple[type, Callable[[Any, str, Any, dict[str, Any]], Dataset]]] = {
-    "point_files": (PointFilesSource, _point_files),
-    "modelnet40_resampled": (ModelNetResampledSource, _modelnet),
-    "shapenet55": (ShapeNet55Source, _shapenet),
-    "scanobjectnn": (ScanObjectNNSource, _scanobjectnn),
-    "synthetic_shapes": (SyntheticShapesSource, _synthetic),
-}
-
-FILE_SOURCES: dict[str, tuple[str, dict[str, Any]]] = {"points": ("point_files", {"layout": "flat"})}

@@ -11,8 +11,8 @@ Inputs:
 
 Items: `(clip, label)` with `clip` C×T×S×S normalized. With `num_sample = k > 1` (VideoMAE V2's
 repeated sampling, pretraining) `k×C×T×S×S`: the frames of one item are sampled and decoded once
-and cropped k times; `collate_x` concatenates the clips along the batch (B·k clips) and the engine
-gives each clip its own mask seed. With evaluation views `V×C×T×S×S` and `num_views = V`
+and cropped k times; `collate_x` concatenates the clips along the batch (B·k clips, `inputs_per_item`
+= k) and `SeededSamples.collate` gives each clip its own mask seed. With evaluation views `V×C×T×S×S` and `num_views = V`
 (multi-view testing: `evaluate_classifier` averages each item's V predictions).
 
 Errors: an unreadable, empty or too short video raises `VideoError` naming the file; with
@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from anymae.datasets.contract import SampleDataset
 from anymae.extras import require
 from anymae.datasets.skips import DataError, Skips
 from anymae.datasets.video.sampling import dense_test_indices, dense_train_indices, segment_test_indices, segment_train_indices
@@ -168,7 +169,7 @@ def scan_videos(root: str | Path, layout: str = "auto") -> tuple[list[str], list
     return classes, [VideoItem(p, classes.index(r[0])) for p, r in zip(found, rel)]
 
 
-class VideoClips(Dataset):
+class VideoClips(Dataset, SampleDataset):
     """Clips of videos (see the module doc for inputs, items and errors).
 
     Args:
@@ -226,10 +227,19 @@ class VideoClips(Dataset):
         self.classes = list(classes)
         self._skips = Skips(len(self.items), "video", "VideoClips", on_error)
 
-    @property
+    @property  # type: ignore[override]
     def num_views(self) -> int:
         """Views per evaluation item (1 outside test mode)."""
         return self.num_clips * self.num_crops if self.mode == "test" else 1
+
+    @property  # type: ignore[override]
+    def inputs_per_item(self) -> int:
+        """Clips per training item (`num_sample`; 1 in test mode): `collate_x` concatenates them."""
+        return 1 if self.mode == "test" else self.num_sample
+
+    @property  # type: ignore[override]
+    def labels(self) -> list[int]:
+        return [item.label for item in self.items]
 
     def __len__(self) -> int:
         return len(self.items)
@@ -275,7 +285,7 @@ class VideoClips(Dataset):
 
     def collate_x(self, xs: list[Tensor]) -> Tensor:
         """Clips -> B×C×T×S×S; k clips per item (num_sample) -> (B·k)×C×T×S×S; views -> B×V×C×T×S×S."""
-        if self.mode != "test" and self.num_sample > 1:
+        if self.inputs_per_item > 1:
             return torch.cat(xs, dim=0)  # item-major: clips of item i at rows i·k ... i·k + k - 1
         return torch.stack(xs)
 

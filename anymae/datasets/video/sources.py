@@ -9,13 +9,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from torch.utils.data import Dataset
 
 from anymae.core.config import ConfigError
+from anymae.datasets.sources import SOURCES
 
 
 @dataclass
@@ -58,6 +58,7 @@ def _geometry(cfg: Any, model_config: dict[str, Any]) -> tuple[int, int]:
     return int(cfg.num_frames if cfg.num_frames is not None else model_config.get("num_frames", 16)), size
 
 
+@SOURCES.register("video_files", config=VideoFilesSource, modality="video", files={"layout": "flat"})
 def _video_files(cfg: VideoFilesSource, split: str, augment: Any, model_config: dict[str, Any]) -> Dataset:
     from anymae.datasets.video.files import VideoClips, read_list_file, scan_videos
 
@@ -81,17 +82,10 @@ def _video_files(cfg: VideoFilesSource, split: str, augment: Any, model_config: 
     )  # fmt: skip
 
 
+@SOURCES.register("synthetic_videos", config=SyntheticVideosSource, modality="video")
 def _synthetic_videos(cfg: SyntheticVideosSource, split: str, augment: Any, model_config: dict[str, Any]) -> Dataset:
     from anymae.datasets.video.synthetic import SyntheticVideos
 
     num_frames, size = _geometry(cfg, model_config)
     seed = cfg.seed + (0 if split in ("train", "pretrain") else 1)
     return SyntheticVideos(cfg.n, num_frames=num_frames, size=size, seed=seed)
-
-
-SOURCES: dict[str, tuple[type, Callable[[Any, str, Any, dict[str, Any]], Dataset]]] = {
-    "video_files": (VideoFilesSource, _video_files),
-    "synthetic_videos": (SyntheticVideosSource, _synthetic_videos),
-}
-
-FILE_SOURCES: dict[str, tuple[str, dict[str, Any]]] = {"video": ("video_files", {"layout": "flat"})}

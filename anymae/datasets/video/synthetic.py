@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from anymae.datasets.contract import SampleDataset
 from anymae.extras import require
 from anymae.datasets.video.transforms import normalize
 
@@ -41,7 +42,7 @@ def moving_square(num_frames: int, size: int, direction: int, rng: np.random.Gen
     return frames
 
 
-class SyntheticVideos(Dataset):
+class SyntheticVideos(Dataset, SampleDataset):
     """`n` moving-square clips, label = direction (4 classes), normalized C×T×S×S items."""
 
     def __init__(

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from anymae.core.config import describe, load_config
 from anymae.core.registry import create_model, get_entry, list_models
+from anymae.datasets.sources import SOURCES
+
+
+@dataclass
+class InfoConfig:
+    """`anymae info`: which models to list (a shell-style pattern, e.g. 'mae_vit_*')."""
+
+    pattern: str = "*"
+
+
+def load_info_config(path: str | None, overrides: list[str]) -> InfoConfig:
+    return load_config(InfoConfig, path, overrides)
 
 
 def _trainable(module: torch.nn.Module) -> int:
@@ -39,3 +53,18 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             f"{m(r['total_params'])}  {r['summary']}"
         )
     return "\n".join(lines)
+
+
+def format_sources() -> str:
+    """Every registered data source: its modality, the first line of its doc, and its keys."""
+    lines = []
+    for entry in SOURCES.entries():
+        cls = entry.config
+        lines.append(f"  {entry.name} ({entry.modality}): {(cls.__doc__ or '').strip().splitlines()[0]}")
+        lines.append("    " + describe(cls).replace("\n", "\n    "))
+    return "\n".join(lines)
+
+
+def run_info(cfg: InfoConfig) -> str:
+    """The text `anymae info` prints: the models matching `cfg.pattern`, then every data source."""
+    return format_rows(model_rows(cfg.pattern)) + "\n\ndata sources (data.source=...):\n" + format_sources()

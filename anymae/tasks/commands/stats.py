@@ -28,7 +28,9 @@ from torch.utils.data import DataLoader
 
 from anymae.core.config import ConfigError, load_config
 from anymae.datasets.collate import collate_fn_for
-from anymae.datasets.sources import SOURCES, build_dataset
+from anymae.datasets.sources import build_dataset, source_entry
+from anymae.tasks.train.config import EvalRunConfig
+from anymae.tasks.train.distributed import resolve_device
 
 
 @dataclass
@@ -39,7 +41,7 @@ class StatsConfig:
     split: Literal["pretrain", "train", "test"] = "pretrain"
     max_samples: int | None = None  # None: every sample
     batch_size: int = 16
-    num_workers: int = 0
+    run: EvalRunConfig = field(default_factory=EvalRunConfig)  # run.device (where the sums run), run.num_workers
     model: dict[str, Any] = field(default_factory=dict)  # model config values the source reads (e.g. num_mel_bins)
 
 
@@ -62,10 +64,7 @@ class ChannelStats:
 def raw_section(section: dict[str, Any]) -> dict[str, Any]:
     """The data section with `normalize: false`; the source must have that field (module doc)."""
     name = section.get("source")
-    if name not in SOURCES:
-        raise ConfigError(f"data.source={name!r}: expected one of {', '.join(sorted(SOURCES))}")
-    cls = SOURCES[name][0]
-    if "normalize" not in getattr(cls, "__dataclass_fields__", {}):
+    if "normalize" not in getattr(source_entry(name).config, "__dataclass_fields__", {}):
         raise ConfigError(
             f"data.source={name!r} has no 'normalize' field, so its raw inputs cannot be read; "
             "`anymae stats` works with sources that normalize their inputs (e.g. audio_folder)"
@@ -73,8 +72,8 @@ def raw_section(section: dict[str, Any]) -> dict[str, Any]:
     return {**section, "normalize": False}
 
 
-def channel_stats(batches: Any, max_samples: int | None = None) -> ChannelStats:
-    """Exact per-channel mean / std over batches of B×C×... tensors (float64 sums)."""
+def channel_stats(batches: Any, max_samples: int | None = None, device: torch.device | str = "cpu") -> ChannelStats:
+    """Exact per-channel mean / std over batches of B×C×... tensors (float64 sums on `device`)."""
     total: Tensor | None = None
     total_sq: Tensor | None = None
     count, seen = 0, 0
@@ -83,7 +82,7 @@ def channel_stats(batches: Any, max_samples: int | None = None) -> ChannelStats:
             x = x[: max(0, max_samples - seen)]
         if x.shape[0] == 0:
             break
-        flat = x.detach().to(torch.float64).transpose(0, 1).reshape(x.shape[1], -1)  # C×(B·rest)
+        flat = x.detach().to(device=device, dtype=torch.float64).transpose(0, 1).reshape(x.shape[1], -1)  # C×(B·rest)
         s, sq = flat.sum(1), flat.pow(2).sum(1)
         total, total_sq = (s, sq) if total is None else (total + s, total_sq + sq)  # type: ignore[operator]
         count += flat.shape[1]
@@ -100,9 +99,11 @@ def channel_stats(batches: Any, max_samples: int | None = None) -> ChannelStats:
 def run_stats(cfg: StatsConfig) -> ChannelStats:
     """Build the data section's dataset with normalization off and measure it."""
     data = build_dataset(raw_section(cfg.data), split=cfg.split, augment=False, model_config=cfg.model)
-    loader = DataLoader(data, batch_size=cfg.batch_size, num_workers=cfg.num_workers, collate_fn=collate_fn_for(data))
+    loader = DataLoader(data, batch_size=cfg.batch_size, num_workers=cfg.run.num_workers,
+                        collate_fn=collate_fn_for(data))
     # a batch type that carries metadata with its values (multi-channel `ChannelStack`) exposes them as `.pixels`
-    return channel_stats((getattr(batch[0], "pixels", batch[0]) for batch in loader), cfg.max_samples)
+    batches = (getattr(batch[0], "pixels", batch[0]) for batch in loader)
+    return channel_stats(batches, cfg.max_samples, device=resolve_device(cfg.run.device))
 
 
 def load_stats_config(path: str | None, overrides: list[str]) -> StatsConfig:

@@ -17,82 +17,22 @@ The probe head is then MAE's: ``BatchNorm1d(D_out, affine=False, eps=1e-6)`` and
 Training is the linear probe's loop (:func:`anymae.tasks.evaluate.linear.fit_head`): LARS,
 blr 0.1, warmup + cosine, cross-entropy. The EP paper reports best-epoch top-1; here, as for
 the linear probe, ``top1`` is final-epoch test and the best epoch is chosen on val only.
+
+The pooler is :class:`anymae.core.pooling.EfficientProbe`, the learned pool named "attentive" of
+the one pooling vocabulary (a fine-tuning ``Classifier`` can use it too).
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
-from einops import rearrange
-from torch import Tensor, nn
+from torch import nn
 
+from anymae.core.pooling import EfficientProbe, learned_pool
 from anymae.tasks.evaluate.features import FeatureSet
 from anymae.tasks.evaluate.linear import OptimizerName, linear_head, train_probe
 from anymae.tasks.evaluate.result import ProbeResult
 
-
-class EfficientProbe(nn.Module):
-    """EP pooling: Q queries over raw tokens, each aggregating its own slice of one value map.
-
-    Args:
-        dim: token width D.
-        num_queries: Q (default 32).
-        d_out: width divisor; the output width is ``D_out = D / d_out`` (default 1, i.e. D).
-
-    Raises:
-        ValueError: unless ``d_out`` divides D and Q divides ``D_out``.
-    """
-
-    def __init__(self, dim: int, num_queries: int = 32, d_out: int = 1) -> None:
-        super().__init__()
-        if num_queries < 1 or d_out < 1:
-            raise ValueError(
-                f"EfficientProbe: num_queries and d_out must be >= 1, got {num_queries}, {d_out}"
-            )
-        if dim % d_out != 0:
-            raise ValueError(f"EfficientProbe: d_out={d_out} must divide the token width D={dim}")
-        out_dim = dim // d_out
-        if out_dim % num_queries != 0:
-            raise ValueError(
-                f"EfficientProbe: num_queries={num_queries} must divide D_out = D / d_out = {out_dim}"
-            )
-        self.dim = dim
-        self.out_dim = out_dim
-        self.num_queries = num_queries
-        self.scale = 1.0 / math.sqrt(dim)
-        self.queries = nn.Parameter(torch.randn(num_queries, dim) * 0.02)  # Q×D
-        self.value = nn.Linear(dim, out_dim, bias=False)  # D -> D_out
-
-    def attention(self, x: Tensor) -> Tensor:
-        """Per-query softmax weights over tokens.
-
-        Args:
-            x: B×T×D tokens.
-
-        Returns:
-            B×Q×T attention weights (each row sums to 1).
-        """
-        if x.ndim != 3 or x.shape[-1] != self.dim:
-            raise ValueError(
-                f"EfficientProbe: expected tokens B×T×{self.dim}, got shape {tuple(x.shape)}"
-            )
-        logits = torch.einsum("qd,btd->bqt", self.queries, x) * self.scale  # B×Q×T
-        return logits.softmax(dim=-1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Pool tokens into one feature per sample.
-
-        Args:
-            x: B×T×D tokens.
-
-        Returns:
-            B×D_out pooled features.
-        """
-        attn = self.attention(x)  # B×Q×T
-        values = rearrange(self.value(x), "b t (q c) -> b q t c", q=self.num_queries)  # B×Q×T×c
-        pooled = torch.einsum("bqt,bqtc->bqc", attn, values)  # B×Q×c
-        return rearrange(pooled, "b q c -> b (q c)")  # B×D_out
+__all__ = ["EfficientProbe", "attentive_head", "attentive_probe"]
 
 
 def attentive_head(dim: int, num_classes: int, num_queries: int = 32, d_out: int = 1) -> nn.Sequential:
@@ -107,7 +47,7 @@ def attentive_head(dim: int, num_classes: int, num_queries: int = 32, d_out: int
     Returns:
         ``nn.Sequential(EfficientProbe, BatchNorm1d(D_out, affine=False), Linear(D_out, C))``.
     """
-    pool = EfficientProbe(dim, num_queries=num_queries, d_out=d_out)
+    pool = learned_pool("attentive", dim, num_queries=num_queries, d_out=d_out)
     return nn.Sequential(pool, *linear_head(pool.out_dim, num_classes))
 
 

@@ -13,21 +13,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from torch import nn
 from torch.utils.data import Dataset
 
 from anymae.core.config import ConfigError, load_config
 from anymae.core.registry import create_model
+from anymae.datasets.contract import DatasetView
 from anymae.datasets.sources import build_dataset
 from anymae.modalities.multichannel import ChannelStack, channel_ids, collate_stacks
 from anymae.tasks.train.checkpoint import load_checkpoint, load_state_dict_checked
 from anymae.tasks.finetune.classifier import Classifier
 from anymae.tasks.finetune.run import evaluate_classifier
+from anymae.tasks.train.config import EvalRunConfig
 
 
-class ChannelSubset(Dataset):
+class ChannelSubset(DatasetView):
     """A view of a multi-channel dataset that feeds only the channels `ids`, in that order.
 
     Args:
@@ -37,7 +39,8 @@ class ChannelSubset(Dataset):
     """
 
     def __init__(self, dataset: Dataset, ids: Sequence[int], names: Sequence[str]) -> None:
-        self.dataset, self.ids, self.names = dataset, list(ids), list(names)
+        super().__init__(dataset)  # the rest of the dataset contract is `dataset`'s
+        self.ids, self.names = list(ids), list(names)
 
     collate_x = staticmethod(collate_stacks)
 
@@ -112,9 +115,8 @@ class ChannelSubsetsConfig:
     data: dict[str, Any]
     subsets: list[list[str]] = field(default_factory=list)
     batch_size: int = 64
-    num_workers: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    out: str | None = None  # also write the results as JSON here
+    run: EvalRunConfig = field(default_factory=EvalRunConfig)  # run.device, run.num_workers
+    out: str | None = None  # `anymae channel-subsets` also writes the results here as JSON
 
 
 def load_channel_subsets_config(path: str | None, overrides: list[str]) -> ChannelSubsetsConfig:
@@ -125,7 +127,7 @@ def run_channel_subsets(cfg: ChannelSubsetsConfig) -> dict[str, float]:
     """Load the fine-tuned classifier and the test split, score every subset (all channels if none)."""
     from anymae.tasks.train.distributed import resolve_device
 
-    classifier = load_finetuned(cfg.checkpoint).to(resolve_device(cfg.device))
+    classifier = load_finetuned(cfg.checkpoint).to(resolve_device(cfg.run.device))
     names = list(classifier.config["model"].get("channels") or [])
     if not names:
         raise ConfigError(f"{cfg.checkpoint}: the model has no channel names (not a multi-channel model)")
@@ -137,7 +139,7 @@ def run_channel_subsets(cfg: ChannelSubsetsConfig) -> dict[str, float]:
         except ValueError as err:
             raise ConfigError(str(err)) from None
     return evaluate_channel_subsets(
-        classifier, data, subsets, channel_names=names, batch_size=cfg.batch_size, num_workers=cfg.num_workers
+        classifier, data, subsets, channel_names=names, batch_size=cfg.batch_size, num_workers=cfg.run.num_workers
     )
 
 

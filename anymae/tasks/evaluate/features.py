@@ -3,7 +3,10 @@
 The probes (linear, k-NN, attentive) train on the :class:`FeatureSet` this module produces, so the
 encoder runs once per sample instead of once per sample per probe epoch. The only thing asked of
 the model is the ``features(x)`` method of the core contract: it returns an object with
-``tokens`` (B×N×D, prefix removed), ``prefix`` (B×P×D, P may be 0) and ``pooled(kind) -> B×D``.
+``tokens`` (B×N×D, prefix removed) and ``prefix`` (B×P×D, P may be 0). A feature kind is a pool
+of the one vocabulary (:data:`anymae.core.pooling.POOLS`, pooled by
+:func:`anymae.core.pooling.pool`) or a per-token kind ("tokens", "all"). Where nobody names a
+pool, :func:`resolve_pool` takes the model's :func:`~anymae.core.pooling.default_pool` and says so.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from anymae.core.pooling import POOLS, Pool, check_pool, default_pool, default_pool_reason, needs_cls, pool
 from anymae.tasks.train.steps import to_device
 
-Pooling = Literal["cls", "mean", "tokens", "all"]
-POOLINGS: tuple[str, ...] = ("cls", "mean", "tokens", "all")
+Pooling = Literal[Pool, "tokens", "all"]
+POOLINGS: tuple[str, ...] = POOLS + ("tokens", "all")
 
 
 @dataclass
@@ -66,18 +70,30 @@ class FeatureSet:
         return int(self.labels.max()) + 1 if len(self) else 0
 
 
-def _pool(feats: Any, pooling: str) -> Tensor:
-    """One batch of the model's ``Features`` -> B×D (cls / mean) or B×T×D (tokens / all)."""
-    if pooling == "tokens":
+def resolve_pool(kind: Pool | None, model: nn.Module, *, where: str) -> Pool:
+    """``kind``, or, when it is None, the model's default pool, announced in one printed line.
+
+    Raises:
+        ValueError: ``kind`` is not a pool of the vocabulary.
+    """
+    if kind is not None:
+        check_pool(kind, where=where)
+        return kind
+    chosen = default_pool(model)
+    print(f"{where}: pooling {chosen!r} (the model's default: {default_pool_reason(model)})")
+    return chosen
+
+
+def _features_of(feats: Any, kind: str) -> Tensor:
+    """One batch of the model's ``Features`` -> B×D' (a pool) or B×T×D (tokens / all)."""
+    if kind == "tokens":
         return feats.tokens  # B×N×D
-    if pooling == "all":
+    if kind == "all":
         return torch.cat([feats.prefix, feats.tokens], dim=1)  # B×(P+N)×D
-    if pooling == "cls" and feats.prefix.shape[1] == 0:
-        raise ValueError(
-            "extract_features: pooling='cls' but the model has no prefix (cls) token "
-            "(Features.prefix has P=0); use pooling='mean'"
-        )
-    return feats.pooled(pooling)  # B×D
+    try:
+        return pool(feats, kind)  # type: ignore[arg-type]  # B×D'
+    except ValueError as err:
+        raise ValueError(f"extract_features: {err}") from None
 
 
 def _split_batch(batch: Any, index: int) -> tuple[Any, Tensor]:
@@ -102,7 +118,7 @@ def extract_features(
     model: nn.Module,
     loader: Iterable[Any],
     *,
-    pooling: Pooling = "cls",
+    pooling: Pooling | None = None,
     device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> FeatureSet:
@@ -112,25 +128,26 @@ def extract_features(
     train/eval mode is restored afterwards.
 
     Args:
-        model: any module with ``features(x)`` returning ``tokens`` (B×N×D), ``prefix`` (B×P×D)
-            and ``pooled(kind) -> B×D``.
+        model: any module with ``features(x)`` returning ``tokens`` (B×N×D) and ``prefix`` (B×P×D).
         loader: yields ``(x, label)`` or ``(x, label, seed)``; x is the modality batch (anything
             with ``.to(device)``), label B integers. Seeds are ignored (no masking here).
-        pooling: "cls" (prefix[:, 0], B×D), "mean" (tokens.mean(1), B×D), "tokens" (B×N×D,
-            prefix removed) or "all" (prefix then tokens, B×(P+N)×D; EP's input for cls-trained
-            encoders).
+        pooling: a pool of :data:`anymae.core.pooling.POOLS` ("cls", "mean", "max", "sum",
+            "cls_max", "mean_max": N×D'), "tokens" (N×T×D, prefix removed) or "all" (prefix then
+            tokens, N×(P+N)×D; EP's input for cls-trained encoders). None: the model's
+            :func:`~anymae.core.pooling.default_pool` (quietly).
         device: where the encoder runs.
         progress: show a tqdm progress bar.
 
     Returns:
-        FeatureSet with features N×D ("cls"/"mean") or N×T×D ("tokens"/"all") as float32 on the
-        CPU, and labels N int64.
+        FeatureSet with features N×D' (a pool) or N×T×D ("tokens"/"all") as float32 on the CPU,
+        and labels N int64.
 
     Raises:
-        ValueError: unknown pooling, a malformed batch, "cls" on a model without prefix tokens,
-            or an empty loader.
+        ValueError: unknown pooling, a malformed batch, a cls pool on a model without prefix
+            tokens, or an empty loader.
     """
-    return extract_feature_sets(model, loader, poolings=(pooling,), device=device, progress=progress)[pooling]
+    kind = pooling if pooling is not None else default_pool(model)
+    return extract_feature_sets(model, loader, poolings=(kind,), device=device, progress=progress)[kind]
 
 
 @torch.no_grad()
@@ -154,6 +171,13 @@ def extract_feature_sets(
         raise ValueError(
             f"extract_features: model {type(model).__name__} has no features(x) method"
         )
+    encoder = getattr(model, "encoder", None)
+    cls_pools = [p for p in poolings if needs_cls(p)]
+    if cls_pools and encoder is not None and getattr(encoder, "cls_token", "unknown") is None:
+        raise ValueError(  # its prefix tokens, if any, are registers: never read one as the cls token
+            f"extract_features: pooling {cls_pools[0]!r} needs a cls token, but the model's encoder has none; "
+            "use 'mean' (or no pooling: the model's default)"
+        )
     was_training = model.training
     model.to(device)
     model.eval()
@@ -165,7 +189,7 @@ def extract_feature_sets(
             x = to_device(x, device)
             feats = model.features(x)
             for pooling in poolings:
-                out = _pool(feats, pooling)
+                out = _features_of(feats, pooling)
                 if out.shape[0] != labels.shape[0]:
                     raise ValueError(
                         f"extract_features: loader batch {index} has {labels.shape[0]} labels but "

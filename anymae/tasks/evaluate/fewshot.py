@@ -27,7 +27,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from anymae.tasks.evaluate.features import FeatureSet
+from anymae.core.pooling import Pool
+from anymae.datasets.contract import SubsetView, item_labels
+from anymae.tasks.evaluate.features import FeatureSet, resolve_pool
+from anymae.tasks.train.config import RunConfig
 
 
 @dataclass
@@ -84,19 +87,22 @@ def make_folds(
     return out
 
 
-class FoldSubset(Dataset):
-    """Items of `dataset` at `indices`, labels renumbered by `classes` (original -> position)."""
+class FoldSubset(SubsetView):
+    """Items of `dataset` at `indices`, labels renumbered by `classes` (original -> position); the
+    rest of the dataset contract (e.g. `collate_x`) is `dataset`'s."""
 
     def __init__(self, dataset: Dataset, indices: Sequence[int], classes: Sequence[int]) -> None:
-        self.dataset, self.indices = dataset, list(indices)
-        self.mapping = {c: i for i, c in enumerate(classes)}  # loaders find a collate_x through .dataset
-
-    def __len__(self) -> int:
-        return len(self.indices)
+        super().__init__(dataset, indices)
+        self.mapping = {c: i for i, c in enumerate(classes)}
 
     def __getitem__(self, i: int) -> tuple[Any, int]:
         x, label = self.dataset[self.indices[i]]
         return x, self.mapping[int(label)]
+
+    @property  # type: ignore[override]
+    def labels(self) -> list[int] | None:
+        inner = super().labels
+        return None if inner is None else [self.mapping[int(label)] for label in inner]
 
 
 def _summary(accs: list[float], protocol: str) -> FewShotResult:
@@ -169,7 +175,7 @@ class FewShotSettings:
     seed: int = 0
     protocol: str = "svm"  # "svm" (frozen features) or "finetune" (the paper's protocol)
     svm_c: float = 1.0
-    svm_pool: str = "mean_max"  # "mean", "max", "mean_max" over tokens, or "cls"
+    svm_pool: Pool = "mean_max"  # a pool of anymae.core.pooling; mean_max (every model has tokens) as Point-MAE's SVM
 
 
 @dataclass
@@ -181,10 +187,10 @@ class FewShotRunConfig:
     test_data: dict[str, Any] | None = None  # default: `data` with its test split
     fewshot: FewShotSettings = field(default_factory=FewShotSettings)
     finetune: dict[str, Any] | None = None  # FinetuneConfig fields for protocol "finetune"
-    out_dir: str = "runs/fewshot"
-    device: str = "auto"
-    num_workers: int = 0
-    out: str | None = None  # also write the result as JSON here
+    # run.device / run.num_workers for both protocols; protocol "finetune" fine-tunes each fold into
+    # run.out_dir/fold_i with the rest of the section (run.seed seeds the fine-tuning, fewshot.seed the folds)
+    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/fewshot", num_workers=0, tensorboard=False))
+    out: str | None = None  # `anymae fewshot` also writes the result here as JSON
 
 
 def load_fewshot_config(path: str | None, overrides: list[str]) -> FewShotRunConfig:
@@ -207,23 +213,16 @@ def run_fewshot(cfg: FewShotRunConfig) -> FewShotResult:
     model = load_pretrained(cfg.checkpoint)
     train = build_dataset(cfg.data, split="train", augment=False, model_config=model.config)
     test = build_dataset(cfg.test_data or cfg.data, split="test", augment=False, model_config=model.config)
-    labels = [[int(ds[i][1]) for i in range(len(ds))] if not hasattr(ds, "labels") else list(ds.labels)  # type: ignore[arg-type]
-              for ds in (train, test)]
+    labels = [[int(label) for label in item_labels(ds)] for ds in (train, test)]
     folds = make_folds(labels[0], labels[1], way=s.way, shot=s.shot, query=s.query, folds=s.folds, seed=s.seed)
     if s.protocol == "svm":
-        from anymae.tasks.evaluate.svm import pool_tokens
-
-        kind = "cls" if s.svm_pool == "cls" else "tokens"
-        device = resolve_device(cfg.device)  # type: ignore[arg-type]
-        feats = [encoder_features(model, ds, (kind,), device=device, num_workers=cfg.num_workers)[kind]
+        kind = resolve_pool(s.svm_pool, model, where="fewshot.svm_pool")
+        device = resolve_device(cfg.run.device)
+        feats = [encoder_features(model, ds, (kind,), device=device, num_workers=cfg.run.num_workers)[kind]
                  for ds in (train, test)]
-        if kind == "tokens":
-            feats = [pool_tokens(f, s.svm_pool) for f in feats]  # type: ignore[arg-type]
         return fewshot_svm(feats[0], feats[1], folds, C=s.svm_c, seed=s.seed)
     from anymae.tasks.finetune.run import FinetuneConfig
-    from anymae.tasks.train.config import RunConfig
 
     ft = from_dict(FinetuneConfig, {"num_classes": s.way, **(cfg.finetune or {})}, where="finetune")
     train_aug = build_dataset(cfg.data, split="train", augment="finetune", model_config=model.config)
-    run_cfg = RunConfig(out_dir=cfg.out_dir, num_workers=cfg.num_workers, tensorboard=False, seed=s.seed)
-    return fewshot_finetune(folds, train_aug, test, finetune_fold_runner(model, ft, run_cfg))
+    return fewshot_finetune(folds, train_aug, test, finetune_fold_runner(model, ft, cfg.run))

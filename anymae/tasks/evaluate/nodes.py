@@ -15,9 +15,7 @@ the probe (its init), the encoder is the one checkpoint.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,8 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from anymae.core.config import load_config
-from anymae.core.io import atomic_write
+from anymae.core.pooling import Pool, pool
 from anymae.modalities.graph_data import Graphs
+from anymae.tasks.train.config import EvalRunConfig
 
 
 @dataclass
@@ -143,34 +142,35 @@ def probe_nodes(
 
 @torch.no_grad()
 def graph_embeddings(
-    model: nn.Module, data: Any, *, pooling: str | None = None, batch_size: int = 64,
+    model: nn.Module, data: Any, *, pooling: Pool | None = None, batch_size: int = 64,
     device: str | torch.device = "cpu",
 ) -> Any:
     """G×H frozen graph embeddings (a `FeatureSet`) of a graph-level dataset of `(Graphs, label)` items.
 
     Each batch of graphs is encoded as one packed graph and read out per graph with `pooling`
-    ("mean", "sum" or "max"; default: the model's `pooling` option, GraphMAE's `pooler`).
+    (a pool of `anymae.core.pooling` without cls: "mean", "sum", "max", "mean_max"; default: the
+    model's `default_pool`, i.e. its `pooling` option, GraphMAE's `pooler`).
     """
     from torch.utils.data import DataLoader
 
     from anymae.datasets.collate import collate_fn_for
-    from anymae.tasks.evaluate.features import FeatureSet
+    from anymae.tasks.evaluate.features import FeatureSet, resolve_pool
 
-    kind = pooling or model.config.get("pooling", "mean")  # type: ignore[union-attr]
+    kind = resolve_pool(pooling, model, where="graph embeddings")
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate_fn_for(data))
     was_training = model.training
     model.to(device).eval()
     feats, labels = [], []
     try:
         for graphs, label in loader:
-            feats.append(model.features(graphs.to(device)).pooled(kind).float().cpu())  # type: ignore[operator]
+            feats.append(pool(model.features(graphs.to(device)), kind).float().cpu())  # type: ignore[operator]  # G×D
             labels.append(torch.as_tensor(label).long())
     finally:
         model.train(was_training)
     return FeatureSet(features=torch.cat(feats), labels=torch.cat(labels))
 
 
-def probe_graphs(model: nn.Module, data: Any, *, pooling: str | None = None, folds: int = 10, seed: int = 0) -> Any:
+def probe_graphs(model: nn.Module, data: Any, *, pooling: Pool | None = None, folds: int = 10, seed: int = 0) -> Any:
     """GraphMAE's graph-classification protocol: SVC, C from {1e-3 ... 10} by inner grid search,
     10 stratified shuffled folds (`tasks.probe_svm.svm_cross_validate`) on `graph_embeddings`."""
     from anymae.tasks.evaluate.svm import svm_cross_validate
@@ -196,8 +196,8 @@ class NodeProbeConfig:
     checkpoint: str
     data: dict[str, Any]
     probe: NodeProbeSettings = field(default_factory=NodeProbeSettings)
-    device: str = "auto"
-    out: str | None = None  # also write the results as JSON here
+    run: EvalRunConfig = field(default_factory=EvalRunConfig)  # run.device (the graph is one full batch)
+    out: str | None = None  # `anymae probe-nodes` also writes the results here as JSON
 
 
 def load_node_probe_config(path: str | None, overrides: list[str]) -> NodeProbeConfig:
@@ -215,11 +215,7 @@ def run_node_probe(cfg: NodeProbeConfig) -> dict[str, float]:
     graph = getattr(data, "graph", None)
     if not isinstance(graph, Graphs) or len(data) != 1:  # type: ignore[arg-type]
         raise ValueError("probe-nodes needs one node-level graph (Planetoid, an edge list, networkx, sbm_graph)")
-    emb = node_embeddings(model, graph, device=resolve_device(cfg.device))  # type: ignore[arg-type]
+    emb = node_embeddings(model, graph, device=resolve_device(cfg.run.device))
     p = cfg.probe
     summary = probe_nodes(emb, graph, seeds=range(p.seeds), lr=p.lr, weight_decay=p.weight_decay, epochs=p.epochs)
-    results = summary.summary()
-    if cfg.out:
-        with atomic_write(Path(cfg.out), "w") as f:
-            f.write(json.dumps(results, indent=2))
-    return results
+    return summary.summary()

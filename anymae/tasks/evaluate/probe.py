@@ -3,14 +3,19 @@
 Protocols (see their modules): `knn` weighted k-NN (cosine, T 0.07, k 20); `linear` MAE's linear
 probe (BatchNorm without affine + Linear, LARS, blr 0.1 by default); `attentive` the
 efficient-probing (EP) multi-query attention pooling + the same BN + Linear head; `svm` a linear
-SVM (C = 1, Point-MAE's `LinearSVC()`) on frozen features, see `probe_svm` (`svm_pool`
+SVM (C = 1, Point-MAE's `LinearSVC()`) on frozen features, see `svm` (`svm_pool`
 "mean_max" = [mean, max] over tokens, the point-cloud convention). Every number is the
 final-epoch test accuracy; nothing is selected on the test split.
+
+Pools are names of the one vocabulary (`anymae.core.pooling`). `pool` unset (the default) means
+the model's `default_pool`: cls for an encoder with a cls token, else mean (VideoMAE, Point-MAE,
+graphs); the chosen pool is printed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any, Literal
 
 import torch
@@ -18,12 +23,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from anymae.core.config import load_config
+from anymae.core.pooling import Pool
 from anymae.datasets.collate import collate_fn_for
 from anymae.datasets.sources import build_dataset
-from anymae.tasks.evaluate.features import FeatureSet, extract_feature_sets
+from anymae.tasks.evaluate.features import FeatureSet, extract_feature_sets, resolve_pool
 from anymae.tasks.evaluate.attentive import attentive_probe
 from anymae.tasks.evaluate.knn import knn_probe
 from anymae.tasks.evaluate.linear import linear_probe
+from anymae.tasks.train.config import EvalRunConfig
 
 Protocol = Literal["knn", "linear", "attentive", "svm", "prototypical"]
 _PROTOCOLS = ("knn", "linear", "attentive", "svm", "prototypical")
@@ -34,7 +41,7 @@ class ProbeSettings:
     """How the probes are trained (defaults: the MAE / EP references)."""
 
     protocols: list[str] = field(default_factory=lambda: ["knn", "linear"])
-    pool: Literal["cls", "mean"] = "cls"
+    pool: Pool | None = None  # None: the model's default_pool (cls if it has a cls token, else mean)
     epochs: int = 90
     warmup_epochs: int = 10
     batch_size: int = 256
@@ -45,7 +52,7 @@ class ProbeSettings:
     num_queries: int = 32
     seed: int = 0
     svm_c: float = 1.0
-    svm_pool: Literal["pool", "mean", "max", "mean_max"] = "pool"  # "pool" = `pool` above
+    svm_pool: Pool | None = None  # None: `pool` above; e.g. mean_max = [mean, max] over tokens
     prototypes_per_class: int = 20  # prototypical (Bird-MAE): J prototypes per class
     prototypical_epochs: int = 30
 
@@ -58,9 +65,8 @@ class ProbeConfig:
     data: dict[str, Any]
     test_data: dict[str, Any] | None = None  # default: `data` with its test split
     probe: ProbeSettings = field(default_factory=ProbeSettings)
-    device: str = "auto"
-    num_workers: int = 2
-    out: str | None = None  # also write the results as JSON here
+    run: EvalRunConfig = field(default_factory=lambda: EvalRunConfig(num_workers=2))  # run.device, run.num_workers
+    out: str | None = None  # `anymae probe` also writes the results here as JSON
 
 
 def _check_protocols(protocols: list[str]) -> None:
@@ -69,15 +75,40 @@ def _check_protocols(protocols: list[str]) -> None:
         raise ValueError(f"unknown probe protocol(s) {unknown}; expected one of {', '.join(_PROTOCOLS)}")
 
 
+def _reads_pool(settings: ProbeSettings) -> bool:
+    """Whether a requested protocol reads the `pool` features (knn, linear, svm without svm_pool)."""
+    protocols = set(settings.protocols)
+    return bool(protocols & {"knn", "linear"}) or ("svm" in protocols and settings.svm_pool is None)
+
+
+def _settled_pool(settings: ProbeSettings, pool: str | None = None) -> str:
+    chosen = pool or settings.pool
+    if chosen is None:
+        raise ValueError("probe: no pooling chosen (probe.pool is unset); name one, or let probe_encoder "
+                         "take the model's default_pool")
+    return chosen
+
+
+def with_model_pool(settings: ProbeSettings, model: nn.Module) -> ProbeSettings:
+    """`settings` with `pool` set: as given, or the model's default pool (printed) when a protocol reads it."""
+    if settings.pool is not None or not _reads_pool(settings):
+        return settings
+    return replace(settings, pool=resolve_pool(None, model, where="probe"))
+
+
 def needed_poolings(settings: ProbeSettings, pools: tuple[str, ...] | None = None) -> tuple[str, ...]:
-    """The feature kinds the requested protocols read (pooled kinds, plus tokens for attentive)."""
-    pooled = {"knn", "linear"} | ({"svm"} if settings.svm_pool == "pool" else set())
-    kinds = tuple(pools or (settings.pool,)) if pooled & set(settings.protocols) else ()
-    svm_tokens = "svm" in settings.protocols and settings.svm_pool != "pool"
-    kinds += ("tokens",) if "attentive" in settings.protocols or svm_tokens else ()
-    if "prototypical" in settings.protocols:  # tokens minus the cls output (Bird-MAE's focal similarity)
-        kinds += tuple(k for k in ("tokens", "cls") if k not in kinds)
-    return kinds
+    """The feature kinds the requested protocols read: the pooled kinds (knn, linear, svm), tokens
+    (attentive, prototypical) and cls (prototypical)."""
+    kinds: list[str] = []
+    for kind in (
+        *(pools or (_settled_pool(settings),) if _reads_pool(settings) else ()),
+        *((settings.svm_pool,) if "svm" in settings.protocols and settings.svm_pool is not None else ()),
+        *(("tokens",) if "attentive" in settings.protocols else ()),
+        *(("tokens", "cls") if "prototypical" in settings.protocols else ()),  # Bird-MAE's focal similarity
+    ):
+        if kind not in kinds:
+            kinds.append(kind)
+    return tuple(kinds)
 
 
 def encoder_features(
@@ -94,10 +125,11 @@ def probe_features(
 ) -> dict[str, float]:
     """Top-1 (%) of each requested protocol on precomputed features (from `encoder_features`).
 
-    knn and linear read the `pool` features (default `settings.pool`), attentive the tokens.
+    knn and linear read the `pool` features (default `settings.pool`), svm the `settings.svm_pool`
+    features (default the same), attentive the tokens.
     """
     _check_protocols(settings.protocols)
-    pool = pool or settings.pool
+    pool = _settled_pool(settings, pool) if _reads_pool(settings) else ""
     results: dict[str, float] = {}
     if "knn" in settings.protocols:
         results["knn"] = knn_probe(
@@ -116,13 +148,10 @@ def probe_features(
             per_class=settings.prototypes_per_class, epochs=settings.prototypical_epochs, seed=settings.seed,
         ).top1
     if "svm" in settings.protocols:
-        from anymae.tasks.evaluate.svm import pool_tokens, svm_probe
+        from anymae.tasks.evaluate.svm import svm_probe
 
-        if settings.svm_pool == "pool":
-            tr, te = train[pool], test[pool]
-        else:
-            tr, te = (pool_tokens(f["tokens"], settings.svm_pool) for f in (train, test))  # type: ignore[arg-type]
-        results["svm"] = svm_probe(tr, te, C=settings.svm_c, seed=settings.seed).top1
+        kind = settings.svm_pool or pool
+        results["svm"] = svm_probe(train[kind], test[kind], C=settings.svm_c, seed=settings.seed).top1
     if "attentive" in settings.protocols:
         results["attentive"] = attentive_probe(
             train["tokens"], test["tokens"], num_queries=settings.num_queries, epochs=settings.epochs,
@@ -141,8 +170,10 @@ def probe_encoder(
     device: str | torch.device = "cpu",
     num_workers: int = 0,
 ) -> dict[str, float]:
-    """Top-1 (%) of each requested protocol; one feature pass per split."""
+    """Top-1 (%) of each requested protocol; one feature pass per split. An unset `settings.pool`
+    becomes the model's default pool (printed)."""
     _check_protocols(settings.protocols)
+    settings = with_model_pool(settings, model)
     kinds = needed_poolings(settings)
     tr, te = (encoder_features(model, d, kinds, device=device, num_workers=num_workers) for d in (train, test))
     return probe_features(tr, te, settings)
@@ -157,7 +188,7 @@ def run_probe(cfg: ProbeConfig) -> dict[str, float]:
     train = build_dataset(cfg.data, split="train", augment=False, model_config=model.config)
     test = build_dataset(cfg.test_data or cfg.data, split="test", augment=False, model_config=model.config)
     return probe_encoder(
-        model, train, test, cfg.probe, device=resolve_device(cfg.device), num_workers=cfg.num_workers  # type: ignore[arg-type]
+        model, train, test, cfg.probe, device=resolve_device(cfg.run.device), num_workers=cfg.run.num_workers
     )
 
 

@@ -11,9 +11,10 @@ Two protocols, both on N×D pooled features (`FeatureSet`):
   from `c_grid` by an inner 5-fold grid search on the training folds; the result is the mean ±
   std of the folds' test accuracies.
 
-`pool_tokens` turns per-token features N×T×D into the pooled kinds the SVM reads ("max",
-"mean", "mean_max" = [mean, max] concatenated, 2·D: the pooling follow-ups of Point-MAE use for
-the SVM; Point-MAE's own hook is commented out and never returns features).
+The SVM reads pooled features of the one vocabulary (`anymae.core.pooling`); the probes extract
+them directly (`probe.svm_pool`, e.g. "mean_max" = [mean, max] over tokens, 2·D: the pooling
+follow-ups of Point-MAE use for the SVM; Point-MAE's own hook is commented out and never returns
+features). `pool_tokens` pools already extracted per-token features N×T×D the same way.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-import torch
 
+from anymae.core.pooling import needs_cls, pool
 from anymae.tasks.evaluate.features import FeatureSet
 
 Estimator = Literal["linear", "svc"]
-TokenPool = Literal["mean", "max", "mean_max"]
+TokenPool = Literal["mean", "max", "sum", "mean_max"]  # the pools of the vocabulary that need no cls token
 
 
 @dataclass
@@ -51,19 +52,13 @@ class SVMResult:
 
 
 def pool_tokens(fs: FeatureSet, how: TokenPool) -> FeatureSet:
-    """N×T×D per-token features -> N×D ("mean", "max") or N×2D ("mean_max": [mean, max])."""
+    """N×T×D per-token features -> N×D ("mean", "max", "sum") or N×2D ("mean_max": [mean, max]),
+    by :func:`anymae.core.pooling.pool`."""
     if fs.features.ndim != 3:
         raise ValueError(f"pool_tokens: expected N×T×D token features, got shape {tuple(fs.features.shape)}")
-    f = fs.features
-    if how == "mean":
-        out = f.mean(dim=1)
-    elif how == "max":
-        out = f.max(dim=1).values
-    elif how == "mean_max":
-        out = torch.cat([f.mean(dim=1), f.max(dim=1).values], dim=1)  # N×2D
-    else:
-        raise ValueError(f"pool_tokens: how={how!r}: expected 'mean', 'max' or 'mean_max'")
-    return FeatureSet(features=out, labels=fs.labels)
+    if needs_cls(how):
+        raise ValueError(f"pool_tokens: how={how!r} needs a cls token, which token features do not hold")
+    return FeatureSet(features=pool(fs.features, how), labels=fs.labels)  # type: ignore[arg-type]
 
 
 def _estimator(kind: Estimator, C: float, kernel: str, seed: int):

@@ -1,20 +1,26 @@
 """A classifier on a pretrained MAE encoder, for every modality (MAE ``models_vit.py``).
 
-The classifier keeps the MAE's tokenizer and encoder (the decoder is dropped) and adds a head:
+The classifier keeps the MAE's tokenizer and encoder (the decoder is dropped) and adds a head on
+one pooled vector per sample; ``pool`` is a name of the one vocabulary of
+:mod:`anymae.core.pooling`:
 
 - ``pool="mean"`` (MAE's default "global pool"): encoder on all tokens, mean over the non-prefix
   tokens WITHOUT the encoder's final norm, then ``fc_norm`` (a fresh LayerNorm, eps 1e-6), then
   ``head``. The encoder's final norm is unused in this mode; it is kept (so pretraining checkpoints
   load with an exact key match) but frozen, so that it is neither optimized nor reported as an
   unused parameter by DDP.
-- ``pool="cls"``: encoder with its final norm, the cls token's output, ``head``.
-- ``pool="cls_attn"`` / ``"cls_attn_sigmoid"`` (ChA-MAEViT's hybrid token fusion): encoder with its
-  final norm; the cls output fused with a learned-query attention pool over the non-prefix tokens
-  (``fusion.*``, :class:`anymae.core.pooling.HybridTokenFusion`), then ``head``.
-- ``pool="cls_max"`` (Point-MAE's ``PointTransformer``): the classifier adds its own cls token and
-  learned cls position (``cls_token``, ``cls_pos``, trunc_normal 0.02; for encoders pretrained
-  without cls), the encoder runs on [cls, tokens] with its final norm, and the head reads
-  ``[cls output, max over tokens]`` (2·D).
+- every other parameter-free pool (``cls``, ``max``, ``sum``, ``mean_max``, ``cls_max``): encoder
+  with its final norm, :func:`~anymae.core.pooling.pool`, ``head``.
+- ``pool="cls_max"`` on an encoder pretrained without prefix tokens (Point-MAE's
+  ``PointTransformer``): the classifier adds its own cls token and learned cls position
+  (``cls_token``, ``cls_pos``, trunc_normal 0.02), the encoder runs on [cls, tokens] with its final
+  norm, and the head reads ``[cls output, max over tokens]`` (2·D). On an encoder with a cls token
+  the encoder's own is used.
+- learned pools fill the one attention-pool slot ``fusion`` (:func:`~anymae.core.pooling.learned_pool`),
+  on the final-normed features: ``cls_attn`` / ``cls_attn_sigmoid`` (ChA-MAEViT's hybrid token
+  fusion: the cls output fused with a learned-query attention pool over the non-prefix tokens,
+  :class:`~anymae.core.pooling.HybridTokenFusion`), ``attentive`` (the EP pooler over the tokens,
+  32 queries).
 
 ``head="linear"`` (default) is the Linear below; ``head="mlp"`` is Point-MAE's
 ``cls_head_finetune``: Linear(in, 256), BN, ReLU, Dropout 0.5, Linear(256, 256), BN, ReLU,
@@ -36,13 +42,25 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from anymae.core.features import Features
 from anymae.core.model import MaskedAutoencoder
-from anymae.core.pooling import HybridTokenFusion
+from anymae.core.pooling import (
+    LEARNED_POOLS,
+    POOL_NAMES,
+    EfficientProbe,
+    HybridTokenFusion,
+    PoolName,
+    check_pool,
+    learned_pool,
+    needs_cls,
+    pool,
+    pool_dim,
+)
 from anymae.core.registry import create_model
 from anymae.tasks.train.checkpoint import CheckpointError, compare_keys, load_checkpoint
 
-Pool = Literal["mean", "cls", "cls_attn", "cls_attn_sigmoid", "cls_max"]
-POOLS: tuple[str, ...] = ("mean", "cls", "cls_attn", "cls_attn_sigmoid", "cls_max")
+Pool = PoolName  # the classifier takes every name of the pooling vocabulary
+POOLS: tuple[str, ...] = POOL_NAMES
 Head = Literal["linear", "mlp"]
 HEADS: tuple[str, ...] = ("linear", "mlp")
 BODY_PREFIXES: tuple[str, ...] = ("tokenizer.", "encoder.")
@@ -73,7 +91,7 @@ class Classifier(nn.Module):
     Args:
         body: the MaskedAutoencoder providing tokenizer, encoder and ``features``.
         num_classes: C, the number of output logits.
-        pool: "mean" (mean of tokens without final norm, then fc_norm) or "cls".
+        pool: a name of the pooling vocabulary (see the module doc; "mean": MAE's global pool).
         head_init_std: std of the head's trunc_normal weight init (MAE: 2e-5; linear head only).
         head: "linear" or "mlp" (Point-MAE's 3-layer head with BN and dropout).
     """
@@ -90,13 +108,12 @@ class Classifier(nn.Module):
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"Classifier: num_classes={num_classes!r}: expected an int >= 1")
-        if pool not in POOLS:
-            raise ValueError(f"Classifier: pool={pool!r}: expected one of {POOLS}")
-        if pool not in ("mean", "cls_max") and body.encoder.cls_token is None:
-            raise ValueError(f"Classifier: pool={pool!r} but the encoder has no cls token; use pool='mean'")
-        if pool == "cls_max" and body.encoder.num_prefix:
-            raise ValueError("Classifier: pool='cls_max' adds its own cls token; the encoder already has prefix "
-                             "tokens, use pool='cls'")
+        check_pool(pool, POOLS, where="Classifier")
+        has_cls, num_prefix = body.encoder.cls_token is not None, body.encoder.num_prefix
+        own_cls = pool == "cls_max" and num_prefix == 0  # Point-MAE: the classifier brings the cls token
+        if needs_cls(pool) and not has_cls and not own_cls:
+            raise ValueError(f"Classifier: pool={pool!r} but the encoder has no cls token; use pool='mean' "
+                             "(or another pool without cls: max, sum, mean_max, attentive)")
         if head not in HEADS:
             raise ValueError(f"Classifier: head={head!r}: expected one of {HEADS}")
         if head_init_std <= 0:
@@ -112,13 +129,14 @@ class Classifier(nn.Module):
         self.fc_norm: nn.Module = nn.LayerNorm(dim, eps=1e-6) if pool == "mean" else nn.Identity()
         if pool == "mean":
             self.encoder.norm.requires_grad_(False)  # unused without the final norm (see module doc)
-        self.fusion: nn.Module | None = None
-        if pool.startswith("cls_attn"):
-            self.fusion = HybridTokenFusion(dim, body.encoder.cfg.num_heads, gate=pool == "cls_attn_sigmoid")
-        if pool == "cls_max":
+        self.fusion: HybridTokenFusion | EfficientProbe | None = None  # the learned-pool slot
+        if pool in LEARNED_POOLS:
+            self.fusion = learned_pool(pool, dim, num_heads=body.encoder.cfg.num_heads)  # type: ignore[arg-type]
+        self.own_cls = own_cls
+        if own_cls:
             self.cls_token = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, 1, dim), std=0.02))
             self.cls_pos = nn.Parameter(nn.init.trunc_normal_(torch.zeros(1, 1, dim), std=0.02))
-        in_dim = 2 * dim if pool == "cls_max" else dim
+        in_dim = self.fusion.out_dim if self.fusion is not None else pool_dim(pool, dim)
         if head == "mlp":
             self.head: nn.Module = nn.Sequential(
                 nn.Linear(in_dim, 256), nn.BatchNorm1d(256), nn.ReLU(inplace=True), nn.Dropout(0.5),
@@ -157,7 +175,7 @@ class Classifier(nn.Module):
         Args:
             mae: a pretrained MaskedAutoencoder built by ``anymae.create_model``.
             num_classes: C.
-            pool: "mean" or "cls".
+            pool: a name of the pooling vocabulary (see the module doc).
             drop_path: stochastic-depth rate of the last block (MAE ViT-B: 0.1).
             head_init_std: std of the head's weight init.
             head: "linear" or "mlp".
@@ -188,16 +206,17 @@ class Classifier(nn.Module):
         Returns:
             B×num_classes logits.
         """
-        if self.pool == "cls_max":
-            return self.head(self._cls_max_features(x))
-        feats = self._body.features(x, final_norm=self.pool != "mean")
+        if self.own_cls:
+            feats = self._own_cls_features(x)
+        else:
+            feats = self._body.features(x, final_norm=self.pool != "mean")  # "mean": MAE's global pool
         if self.fusion is not None:
-            return self.head(self.fusion(feats.prefix[:, 0], feats.tokens))  # B×D fused, then logits
-        pooled = self.fc_norm(feats.pooled(self.pool))  # B×D (fc_norm is Identity for "cls")
-        return self.head(pooled)
+            return self.head(self.fusion.pool_features(feats))  # learned pool B×D', then logits
+        return self.head(self.fc_norm(pool(feats, self.pool)))  # B×D' (fc_norm: Identity unless "mean")
 
-    def _cls_max_features(self, x: Any) -> Tensor:
-        """[cls output, max over token outputs] with the classifier's cls token and position: B×2D."""
+    def _own_cls_features(self, x: Any) -> Features:
+        """Features of the encoder run on [the classifier's cls token, tokens] with its final norm
+        (the encoder itself has no prefix); the cls token's position is ``cls_pos``."""
         tokens = self.tokenizer(x)
         b = tokens.x.shape[0]
         pos = self.tokenizer.pos_embed(tokens.grid, tokens.coords).expand(b, -1, -1)  # B×N×D
@@ -207,7 +226,7 @@ class Classifier(nn.Module):
             latent, _ = self.encoder(seq, seq_pos)
         else:
             latent, _ = self.encoder(seq + seq_pos)
-        return torch.cat([latent[:, 0], latent[:, 1:].max(dim=1).values], dim=-1)  # B×2D
+        return Features(tokens=latent[:, 1:], prefix=latent[:, :1])  # B×N×D, B×1×D
 
     def no_weight_decay(self) -> set[str]:
         """Names exempt from weight decay in fine-tuning: cls / register tokens, learned positions."""

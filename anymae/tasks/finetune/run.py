@@ -32,17 +32,16 @@ import torch.nn.functional as F
 from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from anymae.core.config import load_config, to_dict
 from anymae.core.model import MaskedAutoencoder
-from anymae.datasets.collate import collate_fn_for
 from anymae.datasets.seeding import SeededSamples
 from anymae.datasets.sources import build_dataset
 from anymae.tasks.finetune.classifier import POOLS, Classifier, Head, Pool
-from anymae.tasks.train.engine import TrainResult, autocast_dtype, train
+from anymae.tasks.finetune.scoring import evaluate_classifier, evaluate_multilabel
+from anymae.tasks.train.engine import TrainResult, train
 from anymae.tasks.train.sampler import mix_seed
-from anymae.tasks.train.steps import to_device
 from anymae.tasks.train.config import OptimConfig, RunConfig
 
 MixupMode = Literal["batch", "pair", "elem"]
@@ -245,108 +244,6 @@ def _check_matches(classifier: Classifier, cfg: FinetuneConfig) -> None:
         detail = ", ".join(f"{k}: classifier {a!r} vs config {b!r}" for k, (a, b) in diff.items())
         raise ValueError(f"finetune: the classifier does not match the FinetuneConfig ({detail}); "
                          "build it with classifier_from_config(mae, cfg)")  # fmt: skip
-
-
-@torch.no_grad()
-def evaluate_classifier(
-    model: nn.Module,
-    dataset: Dataset,
-    *,
-    batch_size: int = 256,
-    num_workers: int = 0,
-    precision: Literal["auto", "fp32", "bf16"] = "fp32",
-    view_average: Literal["prob", "logit"] = "prob",
-) -> float:
-    """Top-1 accuracy (%) of ``model`` (in eval mode) on a dataset of ``(x, label, ...)`` items.
-
-    Multi-view testing: when the dataset (or one it wraps) has ``num_views = V > 1``, each item's
-    x carries a leading views axis (V×...); the batch B×V×... is scored as B·V inputs and each
-    item's prediction is the mean of its V softmax probabilities (``view_average="prob"``,
-    VideoMAE's clips × crops test) or of its V logits (``"logit"``).
-
-    Args:
-        model: maps a batch to B×C logits; evaluated on the device of its parameters.
-        dataset: map-style dataset; items ``(x, label)`` or ``(x, label, seed)``.
-        batch_size: samples per forward.
-        num_workers: DataLoader worker processes.
-        precision: autocast as in the engine ("auto": bf16 on a capable CUDA device).
-        view_average: how the views of one item are combined.
-
-    Returns:
-        100 × correct / len(dataset).
-    """
-    if len(dataset) == 0:  # type: ignore[arg-type]
-        raise ValueError("evaluate_classifier: the dataset is empty")
-    device = next(model.parameters()).device
-    amp = autocast_dtype(precision, device)
-    if view_average not in ("prob", "logit"):
-        raise ValueError(f"evaluate_classifier: view_average={view_average!r}: expected 'prob' or 'logit'")
-    views, inner = 1, dataset
-    while inner is not None and views == 1:
-        views, inner = int(getattr(inner, "num_views", 1)), getattr(inner, "dataset", None)
-    was_training = model.training
-    model.eval()
-    correct, total = 0, 0
-    for batch in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_fn_for(dataset)):
-        x, label = to_device(batch[0], device), batch[1].to(device)
-        if views > 1:
-            x = x.flatten(0, 1)  # B×V×... -> (B·V)×...
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            logits = model(x)  # B×C, or (B·V)×C
-        if views > 1:
-            per_view = logits.float().view(-1, views, logits.shape[-1])  # B×V×C
-            logits = per_view.softmax(-1).mean(1) if view_average == "prob" else per_view.mean(1)
-        correct += int((logits.argmax(dim=1) == label).sum())
-        total += int(label.shape[0])
-    model.train(was_training)
-    return 100.0 * correct / total
-
-
-def mean_average_precision(scores: Tensor, targets: Tensor) -> float:
-    """Macro mAP (%): sklearn ``average_precision_score`` per class, averaged over the classes
-    that have at least one positive (targets >= 0.5) in ``targets``.
-
-    Args:
-        scores: N×C scores (logits or probabilities: AP depends only on the ranking).
-        targets: N×C multi-hot targets.
-    """
-    from sklearn.metrics import average_precision_score
-
-    y = (targets >= 0.5).cpu().numpy()
-    s = scores.float().cpu().numpy()
-    present = np.flatnonzero(y.any(axis=0))
-    if present.size == 0:
-        raise ValueError("mean_average_precision: no class has a positive example in the targets")
-    return 100.0 * float(np.mean([average_precision_score(y[:, k], s[:, k]) for k in present]))
-
-
-@torch.no_grad()
-def evaluate_multilabel(
-    model: nn.Module,
-    dataset: Dataset,
-    *,
-    batch_size: int = 256,
-    num_workers: int = 0,
-    precision: Literal["auto", "fp32", "bf16"] = "fp32",
-) -> float:
-    """Macro mAP (%) of ``model`` (eval mode) on items ``(x, C-vector label, ...)`` (see
-    :func:`mean_average_precision`)."""
-    if len(dataset) == 0:  # type: ignore[arg-type]
-        raise ValueError("evaluate_multilabel: the dataset is empty")
-    device = next(model.parameters()).device
-    amp = autocast_dtype(precision, device)
-    was_training = model.training
-    model.eval()
-    scores, targets = [], []
-    for batch in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_fn_for(dataset)):
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            scores.append(model(to_device(batch[0], device)).float().cpu())  # B×C
-        targets.append(batch[1])
-    model.train(was_training)
-    target = torch.cat(targets)
-    if target.ndim != 2:
-        raise ValueError(f"evaluate_multilabel: expected N×C label vectors, got labels of shape {tuple(target.shape)}")
-    return mean_average_precision(torch.cat(scores), target)
 
 
 def finetune(

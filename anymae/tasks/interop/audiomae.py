@@ -2,7 +2,7 @@
 
 Two release formats (`torch.load(path)["model"]`):
 
-- pretrained (`models_mae.MaskedAutoencoderViT`): the MAE names of `interop.py` (patch_embed,
+- pretrained (`models_mae.MaskedAutoencoderViT`): the MAE names of `interop/mae.py` (patch_embed,
   pos_embed 1×513×D with a zero cls slot, cls_token, blocks, norm, decoder_embed, mask_token,
   decoder_pos_embed, decoder_blocks, decoder_norm, decoder_pred). With the local decoder
   (`decoder_mode=1`) `decoder_blocks.{0..15}` are Swin-v2-cr blocks whose `attn.tau` becomes our
@@ -21,7 +21,8 @@ import torch
 from torch import Tensor
 
 from anymae.core.windowed import logit_scale_to_tau, tau_to_logit_scale
-from anymae.tasks.interop.mae import StateDict, anymae_to_official_mae, official_mae_to_anymae
+from anymae.tasks.interop.keys import StateDict
+from anymae.tasks.interop.mae import anymae_to_official_mae, official_mae_to_anymae
 
 
 def official_audiomae_to_anymae(state: Mapping[str, Tensor]) -> StateDict:
@@ -56,3 +57,15 @@ def official_audiomae_finetuned_to_classifier(state: Mapping[str, Tensor]) -> St
     body.setdefault("encoder.norm.weight", torch.ones(dim))
     body.setdefault("encoder.norm.bias", torch.zeros(dim))
     return {**body, **head}
+
+
+def is_audiomae_finetuned(state: Mapping[str, Tensor]) -> bool:
+    """Whether `state` is the fine-tuned release (it holds the classifier's `fc_norm.*` / `head.*`)."""
+    return any(k.startswith(("fc_norm.", "head.")) for k in state)
+
+
+def audiomae_release_to_anymae(state: Mapping[str, Tensor]) -> StateDict:
+    """An official Audio-MAE state dict, pretrained (-> MAE) or fine-tuned (-> Classifier), -> anymae names."""
+    if is_audiomae_finetuned(state):
+        return official_audiomae_finetuned_to_classifier(state)
+    return official_audiomae_to_anymae(state)

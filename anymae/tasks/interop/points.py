@@ -27,7 +27,7 @@ from collections.abc import Mapping
 
 from torch import Tensor
 
-StateDict = dict[str, Tensor]
+from anymae.tasks.interop.keys import StateDict, invert, rename_key, strip_module
 
 _PRETRAIN: list[tuple[str, str]] = [
     ("MAE_encoder.encoder.", "tokenizer.pointnet."),
@@ -51,55 +51,34 @@ _FINETUNED: list[tuple[str, str]] = [
 ]
 
 
-def _rename(key: str, pairs: list[tuple[str, str]], source: str) -> str:
-    for old, new in pairs:
-        if key == old or (old.endswith(".") and key.startswith(old)):
-            return new + key[len(old):]
-    raise KeyError(f"{source}: no mapping for key {key!r}")
-
-
-def _strip_module(state: Mapping[str, Tensor]) -> StateDict:
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
-def unwrap_point_mae_checkpoint(ckpt: Mapping[str, object]) -> StateDict:
-    """`torch.load(path)` of a Point-MAE checkpoint -> its state dict (`base_model` or `model`), `module.` removed."""
-    for key in ("base_model", "model"):
-        if isinstance(ckpt.get(key), Mapping):
-            return _strip_module(ckpt[key])  # type: ignore[arg-type]
-    if all(isinstance(v, Tensor) for v in ckpt.values()):
-        return _strip_module(ckpt)  # type: ignore[arg-type]
-    raise KeyError(f"not a Point-MAE checkpoint: expected a 'base_model' state dict, found keys {sorted(ckpt)[:8]}")
-
-
 def point_mae_to_anymae(state: Mapping[str, Tensor]) -> StateDict:
     """Point-MAE pretraining state dict -> anymae `point_mae` state dict (load with strict=True)."""
     out: StateDict = {}
-    for key, value in _strip_module(state).items():
-        new = _rename(key, _PRETRAIN, "Point-MAE checkpoint")
+    for key, value in strip_module(state).items():
+        new = rename_key(key, _PRETRAIN, "Point-MAE checkpoint")
         out[new] = value.squeeze(-1) if new == "decoder.head.weight" else value  # Conv1d k=1 -> Linear
     return out
 
 
 def anymae_to_point_mae(state: Mapping[str, Tensor]) -> StateDict:
     """The inverse of `point_mae_to_anymae` (the official `base_model` layout)."""
-    pairs = [(new, old) for old, new in _PRETRAIN]
+    pairs = invert(_PRETRAIN)
     out: StateDict = {}
     for key, value in state.items():
-        old = _rename(key, pairs, "anymae point model")
+        old = rename_key(key, pairs, "anymae point model")
         out[old] = value.unsqueeze(-1) if key == "decoder.head.weight" else value
     return out
 
 
 def point_transformer_to_anymae(state: Mapping[str, Tensor]) -> StateDict:
     """Point-MAE fine-tuned `PointTransformer` state dict -> anymae Classifier (pool cls_max, head mlp)."""
-    return {_rename(k, _FINETUNED, "Point-MAE fine-tuned checkpoint"): v for k, v in _strip_module(state).items()}
+    return {rename_key(k, _FINETUNED, "Point-MAE fine-tuned checkpoint"): v for k, v in strip_module(state).items()}
 
 
 def anymae_to_point_transformer(state: Mapping[str, Tensor]) -> StateDict:
     """anymae Classifier (pool cls_max, head mlp) state dict -> Point-MAE's `PointTransformer` names."""
-    pairs = [(new, old) for old, new in _FINETUNED]
-    return {_rename(k, pairs, "anymae point classifier"): v for k, v in state.items()}
+    pairs = invert(_FINETUNED)
+    return {rename_key(k, pairs, "anymae point classifier"): v for k, v in state.items()}
 
 
 # Point-CMAE (Amazingren/Point-CMAE `models/Point_CMAE.py`): two decoders; the encoder's per-branch
@@ -126,16 +105,32 @@ CMAE_DROPPED: tuple[str, ...] = ("MAE_encoder.cls_token", "MAE_encoder.cls_pos",
 def point_cmae_to_anymae(state: Mapping[str, Tensor]) -> StateDict:
     """Point-CMAE pretraining state dict -> anymae `point_cmae` (its cls tokens / projection are dropped, by name)."""
     out: StateDict = {}
-    for key, value in _strip_module(state).items():
+    for key, value in strip_module(state).items():
         if key.startswith(CMAE_DROPPED):
             continue
-        new = _rename(key, _CMAE, "Point-CMAE checkpoint")
+        new = rename_key(key, _CMAE, "Point-CMAE checkpoint")
         out[new] = value.squeeze(-1) if new.endswith("head.weight") else value
     return out
 
 
 def anymae_to_point_cmae(state: Mapping[str, Tensor]) -> StateDict:
     """anymae `point_cmae` state dict -> Point-CMAE names (without the unused cls tokens)."""
-    pairs = [(new, old) for old, new in _CMAE]
-    return {_rename(k, pairs, "anymae two-mask point model"): (v.unsqueeze(-1) if k.endswith("head.weight") else v)
+    pairs = invert(_CMAE)
+    return {rename_key(k, pairs, "anymae two-mask point model"): (v.unsqueeze(-1) if k.endswith("head.weight") else v)
             for k, v in state.items()}
+
+
+def point_release_to_anymae(state: Mapping[str, Tensor], *, two_mask: bool) -> StateDict:
+    """A Point-MAE / Point-CMAE release state dict -> anymae names.
+
+    A fine-tuned `PointTransformer` (it holds `cls_head_finetune.*`) maps to a Classifier; a
+    pretraining one to `point_cmae` when the model it fills is two-mask, else to `point_mae`.
+    """
+    if any(k.startswith("cls_head_finetune.") for k in strip_module(state)):
+        return point_transformer_to_anymae(state)
+    return point_cmae_to_anymae(state) if two_mask else point_mae_to_anymae(state)
+
+
+def anymae_to_point_release(state: Mapping[str, Tensor], *, two_mask: bool) -> StateDict:
+    """An anymae point MAE state dict -> the pretraining release names (Point-CMAE's when two-mask)."""
+    return anymae_to_point_cmae(state) if two_mask else anymae_to_point_mae(state)

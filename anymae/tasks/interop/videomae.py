@@ -26,12 +26,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
+from anymae.tasks.interop.keys import HFNames, StateDict, hf_to_reference
 from anymae.tasks.train.checkpoint import CheckpointError
-
-StateDict = dict[str, Tensor]
 
 _BLOCK_RE = re.compile(r"^(encoder\.blocks|decoder\.blocks|blocks)\.(\d+)\.(.+)$")
 _TOP_PRETRAIN = {
@@ -57,18 +55,6 @@ _TOP_FINETUNE = {
     "head.bias": "head.bias",
 }
 _BIAS = {"attn.q_bias": "attn.qkv.q_bias", "attn.v_bias": "attn.qkv.v_bias"}
-
-
-def unwrap_videomae_checkpoint(ckpt: Mapping[str, Any], source: str = "checkpoint") -> dict[str, Tensor]:
-    """The state dict inside a release file: `ckpt["model"]`, `ckpt["module"]` (DeepSpeed) or the dict itself."""
-    for key in ("model", "module"):
-        if isinstance(ckpt.get(key), Mapping):
-            ckpt = ckpt[key]
-            break
-    state = {k.removeprefix("module."): v for k, v in ckpt.items() if isinstance(v, Tensor)}
-    if not state:
-        raise CheckpointError(f"{source}: no tensors found (expected a VideoMAE state dict under 'model' or 'module')")
-    return state
 
 
 def videomae_to_anymae(state: Mapping[str, Tensor], *, source: str = "VideoMAE checkpoint") -> StateDict:
@@ -112,21 +98,27 @@ def anymae_to_videomae(state: Mapping[str, Tensor]) -> StateDict:
     return out
 
 
-_HF_LAYER = {
-    "attention.output.dense": "attn.proj", "intermediate.dense": "mlp.fc1", "output.dense": "mlp.fc2",
-    "layernorm_before": "norm1", "layernorm_after": "norm2",
-}  # fmt: skip
-_HF_LAYER_RE = re.compile(r"^(videomae\.encoder\.layer|decoder\.decoder_layers)\.(\d+)\.(.+)\.(weight|bias)$")
-_HF_TOP = {
-    "videomae.embeddings.patch_embeddings.projection.weight": "encoder.patch_embed.proj.weight",
-    "videomae.embeddings.patch_embeddings.projection.bias": "encoder.patch_embed.proj.bias",
-    "videomae.layernorm.weight": "encoder.norm.weight", "videomae.layernorm.bias": "encoder.norm.bias",
-    "encoder_to_decoder.weight": "encoder_to_decoder.weight", "mask_token": "mask_token",
-    "decoder.norm.weight": "decoder.norm.weight", "decoder.norm.bias": "decoder.norm.bias",
-    "decoder.head.weight": "decoder.head.weight", "decoder.head.bias": "decoder.head.bias",
-    "fc_norm.weight": "fc_norm.weight", "fc_norm.bias": "fc_norm.bias",
-    "classifier.weight": "head.weight", "classifier.bias": "head.bias",
-}  # fmt: skip
+_HF = HFNames(
+    source="HF VideoMAE checkpoint",
+    top={
+        "videomae.embeddings.patch_embeddings.projection.weight": "encoder.patch_embed.proj.weight",
+        "videomae.embeddings.patch_embeddings.projection.bias": "encoder.patch_embed.proj.bias",
+        "videomae.layernorm.weight": "encoder.norm.weight", "videomae.layernorm.bias": "encoder.norm.bias",
+        "encoder_to_decoder.weight": "encoder_to_decoder.weight", "mask_token": "mask_token",
+        "decoder.norm.weight": "decoder.norm.weight", "decoder.norm.bias": "decoder.norm.bias",
+        "decoder.head.weight": "decoder.head.weight", "decoder.head.bias": "decoder.head.bias",
+        "fc_norm.weight": "fc_norm.weight", "fc_norm.bias": "fc_norm.bias",
+        "classifier.weight": "head.weight", "classifier.bias": "head.bias",
+    },
+    block_re=re.compile(r"^(videomae\.encoder\.layer|decoder\.decoder_layers)\.(\d+)\.(.+)\.(weight|bias)$"),
+    block_prefix=lambda stack, idx: f"{'encoder' if stack.startswith('videomae') else 'decoder'}.blocks.{idx}",
+    parts={
+        "attention.output.dense": "attn.proj", "intermediate.dense": "mlp.fc1", "output.dense": "mlp.fc2",
+        "layernorm_before": "norm1", "layernorm_after": "norm2",
+    },
+    qkv={"attention.attention.query": 0, "attention.attention.key": 1, "attention.attention.value": 2},
+    qv_bias=True,
+)  # fmt: skip
 
 
 def hf_videomae_to_videomae(state: Mapping[str, Tensor]) -> StateDict:
@@ -137,30 +129,7 @@ def hf_videomae_to_videomae(state: Mapping[str, Tensor]) -> StateDict:
     when a decoder is present, else the fine-tuned names (`blocks.*`, `patch_embed.*`).
     """
     pretrain = any(k.startswith("decoder.") for k in state)
-    out: StateDict = {}
-    qkv: dict[str, list[Tensor | None]] = {}
-    for key, value in state.items():
-        if key in _HF_TOP:
-            out[_HF_TOP[key]] = value
-            continue
-        m = _HF_LAYER_RE.match(key)
-        if m is None:
-            raise KeyError(f"HF VideoMAE checkpoint: no mapping for key {key!r}")
-        stack, idx, part, kind = m.groups()
-        prefix = f"encoder.blocks.{idx}" if stack.startswith("videomae") else f"decoder.blocks.{idx}"
-        slot = {"attention.attention.query": 0, "attention.attention.key": 1, "attention.attention.value": 2}.get(part)
-        if slot is not None and kind == "weight":
-            qkv.setdefault(prefix, [None, None, None])[slot] = value
-        elif slot in (0, 2):
-            out[f"{prefix}.attn.{'q' if slot == 0 else 'v'}_bias"] = value
-        elif part in _HF_LAYER:
-            out[f"{prefix}.{_HF_LAYER[part]}.{kind}"] = value
-        else:
-            raise KeyError(f"HF VideoMAE checkpoint: no mapping for key {key!r}")
-    for prefix, parts in qkv.items():
-        if any(p is None for p in parts):
-            raise KeyError(f"HF VideoMAE checkpoint: {prefix} lacks one of the q / k / v weights")
-        out[f"{prefix}.attn.qkv.weight"] = torch.cat(parts, dim=0)  # type: ignore[arg-type]
+    out = hf_to_reference(state, _HF)
     if not pretrain:  # the fine-tuned release names
         out = {k.removeprefix("encoder.") if k.startswith(("encoder.blocks.", "encoder.patch_embed.")) else k: v
                for k, v in out.items()}  # fmt: skip
@@ -169,34 +138,24 @@ def hf_videomae_to_videomae(state: Mapping[str, Tensor]) -> StateDict:
     return out
 
 
-def load_videomae_weights(model: nn.Module, source: str | Path | Mapping[str, Any], *, strict: bool = True) -> list[str]:
-    """Fill an anymae video model (MaskedAutoencoder or Classifier) from a VideoMAE release.
+def is_hf_videomae(state: Mapping[str, Tensor]) -> bool:
+    """Whether `state` uses HF transformers' VideoMAE names rather than the official ones."""
+    return any(k.startswith(("videomae.", "decoder.decoder_layers")) for k in state)
 
-    Args:
-        model: the model to fill in place.
-        source: a file path (official `.pth`, read with `weights_only=True`) or an already-read
-            checkpoint / state dict (official or HF names).
-        strict: every key of `model` except its position tables (and, for a fine-tuned
-            encoder loaded into a MaskedAutoencoder, the decoder) must be provided.
 
-    Returns:
-        The model keys left as they were (position tables, and what `strict` allows).
+def videomae_release_to_anymae(state: Mapping[str, Tensor], *, source: str = "VideoMAE checkpoint") -> StateDict:
+    """An official or HF VideoMAE / V2 state dict (pretraining or fine-tuned) -> anymae names."""
+    return videomae_to_anymae(hf_videomae_to_videomae(state) if is_hf_videomae(state) else state, source=source)
+
+
+def load_videomae_weights(
+    model: nn.Module, source: str | Path | Mapping[str, Any], *, strict: bool = True
+) -> list[str]:
+    """`interop.formats.load_official_weights` for a video model (MaskedAutoencoder or Classifier).
+
+    Kept under this name for the callers of the VideoMAE importer; the format is chosen by the
+    model's registered modality, so a non-video model gets its own modality's importer.
     """
-    name = str(source) if isinstance(source, (str, Path)) else "VideoMAE state dict"
-    ckpt = torch.load(source, map_location="cpu", weights_only=True) if isinstance(source, (str, Path)) else source
-    state = unwrap_videomae_checkpoint(ckpt, name)
-    if any(k.startswith(("videomae.", "decoder.decoder_layers")) for k in state):
-        state = hf_videomae_to_videomae(state)
-    ours = videomae_to_anymae(state, source=name)
-    own = model.state_dict()
-    unknown = sorted(set(ours) - set(own))
-    shapes = [f"{k}: {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in ours.items() if k in own and v.shape != own[k].shape]
-    if unknown or shapes:
-        raise CheckpointError(f"{name}: does not fit this model; unexpected keys {unknown[:8]}, shape mismatches {shapes[:8]}")
-    untouched = sorted(k for k in own if k not in ours)
-    allowed = [k for k in untouched if k.endswith("pos_embed.table") or not strict or k.startswith(("decoder.", "encoder.norm."))]
-    missing = sorted(set(untouched) - set(allowed))
-    if missing:
-        raise CheckpointError(f"{name}: lacks keys this model needs: {missing[:8]}{' ...' if len(missing) > 8 else ''}")
-    model.load_state_dict({**own, **ours}, strict=True)
-    return untouched
+    from anymae.tasks.interop.formats import load_official_weights  # formats imports this module
+
+    return load_official_weights(model, source, strict=strict)

@@ -1,6 +1,11 @@
 """Configs of the training engine: the optimizer recipe and how a run is executed.
 
-Both are plain dataclasses (`anymae.core.config.from_dict` / `to_dict` read and write them);
+Every command keeps how it executes under one section, `run`: `RunConfig` for the commands that write
+a run directory (pretrain, finetune, fewshot's fine-tuning folds), `EvalRunConfig` (its `device` and
+`num_workers` keys only) for those that read data and write at most a results file (probe,
+probe-nodes, channel-subsets, stats). So `run.device` and `run.num_workers` mean the same everywhere.
+
+All are plain dataclasses (`anymae.core.config.from_dict` / `to_dict` read and write them);
 their defaults are MAE's pretraining recipe (blr 1.5e-4, AdamW (0.9, 0.95), wd 0.05,
 40 warmup epochs of 800).
 """
@@ -11,9 +16,18 @@ from dataclasses import dataclass
 from typing import Literal
 
 
+Device = Literal["auto", "cpu", "cuda"]
+
+
 def _check(cond: bool, name: str, value: object, expected: str) -> None:
     if not cond:
         raise ValueError(f"{name}={value!r}: expected {expected}")
+
+
+def _check_execution(device: str, num_workers: int) -> None:
+    """The keys `RunConfig` and `EvalRunConfig` share."""
+    _check(device in ("auto", "cpu", "cuda"), "device", device, "'auto', 'cpu' or 'cuda'")
+    _check(num_workers >= 0, "num_workers", num_workers, ">= 0")
 
 
 @dataclass
@@ -101,7 +115,7 @@ class RunConfig:
     log_every: int = 10
     max_steps: int | None = None
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Device = "auto"
     num_workers: int = 4
     on_nan: Literal["stop", "skip"] = "stop"
     resume: bool = False
@@ -116,7 +130,23 @@ class RunConfig:
         _check(self.max_steps is None or self.max_steps >= 1, "max_steps", self.max_steps, "None or >= 1")
         _check(self.precision in ("auto", "fp32", "bf16"), "precision", self.precision,
                "'auto', 'fp32' or 'bf16'")
-        _check(self.device in ("auto", "cpu", "cuda"), "device", self.device, "'auto', 'cpu' or 'cuda'")
-        _check(self.num_workers >= 0, "num_workers", self.num_workers, ">= 0")
+        _check_execution(self.device, self.num_workers)
         _check(self.on_nan in ("stop", "skip"), "on_nan", self.on_nan, "'stop' or 'skip'")
         _check(self.strategy in ("ddp", "fsdp"), "strategy", self.strategy, "'ddp' or 'fsdp'")
+
+
+@dataclass
+class EvalRunConfig:
+    """The `run` section of commands that read data but write no run directory (probe, probe-nodes,
+    channel-subsets, stats): the keys they share with `RunConfig`.
+
+    Attributes:
+        device: "auto" = CUDA when available, else CPU.
+        num_workers: DataLoader worker processes.
+    """
+
+    device: Device = "auto"
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        _check_execution(self.device, self.num_workers)

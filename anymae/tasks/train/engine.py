@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from anymae.core.config import dump_yaml, to_dict
-
+from anymae.datasets.contract import SampleDataset, as_samples
 from anymae.tasks.train.checkpoint import (
     LAST,
     CheckpointError,
@@ -71,22 +71,16 @@ class TrainResult:
     out_dir: Path
 
 
-def pretrain_objective(model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, float]]:
-    """MAE pretraining: batch ``(x, label, seeds)`` -> ``model(x, seeds=seeds).loss``.
+def pretrain_objective(model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
+    """MAE pretraining: batch ``(x, label, seeds)`` -> ``model(x, seeds=seeds)``'s loss and its parts.
 
-    Repeated sampling (VideoMAE V2 ``num_sample``): when a tensor ``x`` holds k inputs per item
-    (``x.shape[0] == k * len(seeds)``, item-major, as a dataset's ``collate_x`` concatenates them),
-    input j of an item gets its own mask seed ``sample_seed(seed, 0, j)``.
+    ``seeds`` holds one mask seed per input of ``x`` (the dataset's ``collate`` gives each of an
+    item's repeated clips its own, see ``SeededSamples``). The returned metrics are the model's
+    ``MAEOutput.parts`` (every named part of the loss, detached), logged next to ``loss``.
     """
     x, _label, seeds = batch
-    if isinstance(x, Tensor) and x.shape[0] != len(seeds):
-        k = x.shape[0] // len(seeds)
-        if k * len(seeds) != x.shape[0]:
-            raise ValueError(f"pretrain batch: {x.shape[0]} inputs for {len(seeds)} sample seeds (expected a multiple)")
-        from anymae.datasets.seeding import sample_seed
-
-        seeds = torch.tensor([sample_seed(int(s), 0, j) for s in seeds.tolist() for j in range(k)], device=seeds.device)
-    return model(x, seeds=seeds).loss, {}
+    out = model(x, seeds=seeds)
+    return out.loss, dict(out.parts)
 
 
 def _save(
@@ -148,7 +142,9 @@ def train(
 
     Args:
         model: the bare model (it is moved to the device and wrapped here).
-        dataset: map-style dataset; ``set_epoch(e)`` is called when it has one.
+        dataset: map-style dataset following the dataset contract (``anymae.datasets.contract``;
+            a plain torch dataset gets its defaults): ``set_epoch(e)`` is called before each
+            epoch and ``collate`` batches the items.
         objective: ``(model, batch) -> (scalar loss, {name: number})``; e.g. ``pretrain_objective``.
         optim_cfg: optimizer / schedule / batch recipe.
         run_cfg: where and how to run.
@@ -164,12 +160,12 @@ def train(
         FileExistsError: ``out_dir`` already holds a checkpoint and ``resume`` is False.
     """
     info = init_distributed(run_cfg.device)
-    return _train(model, dataset, objective, optim_cfg, run_cfg, to_dict(full_config), info)
+    return _train(model, as_samples(dataset), objective, optim_cfg, run_cfg, to_dict(full_config), info)
 
 
 def _train(
     model: nn.Module,
-    dataset: Dataset,
+    dataset: SampleDataset,
     objective: Objective,
     optim_cfg: OptimConfig,
     run_cfg: RunConfig,
@@ -257,7 +253,8 @@ def _train(
                 now = time.perf_counter()
                 rate = ticked_steps * samples_per_step / max(now - tick, 1e-9)
                 metrics.log({"step": step, "epoch": epoch, **stats, "lr": lr, "samples_per_s": rate})
-                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", refresh=False)
+                shown = {name: f"{value:.4f}" for name, value in stats.items()}  # loss and every metric
+                bar.set_postfix(**shown, lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", refresh=False)
                 tick, ticked_steps = now, 0
             bar.update(1)
             if step % run_cfg.ckpt_every == 0 or step == total:

@@ -6,6 +6,7 @@ Only rank 0 logs; other ranks build a disabled logger so the training loop has n
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 from pathlib import Path
@@ -14,13 +15,17 @@ from typing import Any
 from tqdm import tqdm
 
 METRICS_FILE = "metrics.csv"
+log = logging.getLogger(__name__)
 
 
 class MetricsLogger:
     """Appends one row per logged step to ``out_dir/metrics.csv`` and, optionally, TensorBoard.
 
-    The CSV header is the first row's keys; a resumed run appends under the existing header
-    (a redone step appears twice: its last row is the one that counts).
+    The CSV header is written once, from the first row's keys: every metric an objective returns
+    (e.g. each loss part) must be present from the first logged step on. A resumed run appends
+    under the existing header (a redone step appears twice: its last row is the one that
+    counts); keys missing from the header are left out of the CSV, with one warning naming
+    them, and still reach TensorBoard.
 
     Args:
         out_dir: run directory.
@@ -35,6 +40,7 @@ class MetricsLogger:
         self._file: Any = None
         self._writer: csv.DictWriter[str] | None = None
         self._tb: Any = None
+        self._dropped: set[str] = set()
         if not enabled:
             return
         header = None
@@ -56,6 +62,11 @@ class MetricsLogger:
         if self._writer is None:
             self._writer = csv.DictWriter(self._file, fieldnames=list(row), extrasaction="ignore", restval="")
             self._writer.writeheader()
+        new = [key for key in row if key not in self._writer.fieldnames and key not in self._dropped]
+        if new:
+            self._dropped.update(new)
+            log.warning("metrics %s are not columns of %s (its header: %s); they are not written there",
+                        new, self.path, ", ".join(self._writer.fieldnames))
         self._writer.writerow(row)
         self._file.flush()
         if self._tb is not None:

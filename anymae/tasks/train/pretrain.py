@@ -62,12 +62,10 @@ def run_pretrain(cfg: PretrainConfig) -> TrainResult:
         model = build_model(cfg.model)
     dataset = build_dataset(cfg.data, split="pretrain", model_config=model.config)
     resolved = dataclasses.replace(cfg, model=dict(model.config))
-    result = train(
-        model, SeededSamples(dataset, cfg.run.seed), pretrain_objective, cfg.optim, cfg.run, full_config=resolved
-    )
-    report = getattr(dataset, "skip_report", None)
-    if report is not None and dataset.skipped():  # type: ignore[attr-defined]
-        print(report())  # counted skips of unreadable files (data.on_error=skip), never silent
+    data = SeededSamples(dataset, cfg.run.seed)
+    result = train(model, data, pretrain_objective, cfg.optim, cfg.run, full_config=resolved)
+    if data.skipped():
+        print(data.skip_report())  # counted skips of unreadable files (data.on_error=skip), never silent
     return result
 
 

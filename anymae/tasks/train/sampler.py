@@ -10,18 +10,14 @@ optimizer step is dropped (as MAE's ``drop_last=True``).
 
 from __future__ import annotations
 
-import hashlib
-import struct
 from collections.abc import Iterator
 
 import torch
 from torch.utils.data import Sampler
 
+from anymae.core.seeds import mix_seed
 
-def mix_seed(*values: int) -> int:
-    """A well-mixed 63-bit seed from integers (e.g. ``(seed, epoch)`` or ``(seed, step, rank)``)."""
-    digest = hashlib.blake2b(struct.pack(f"<{len(values)}q", *values), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
+__all__ = ["ShardedBatchSampler", "epoch_permutation", "mix_seed", "steps_per_epoch"]
 
 
 def epoch_permutation(num_samples: int, seed: int, epoch: int) -> torch.Tensor:

@@ -10,14 +10,16 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from anymae.datasets.collate import collate_fn_for
+from anymae.datasets.contract import SampleDataset
 from anymae.tasks.train.distributed import DistInfo, grad_sync
 from anymae.tasks.train.sampler import ShardedBatchSampler, mix_seed
 from anymae.tasks.train.config import OptimConfig, RunConfig
 
 Objective = Callable[[nn.Module, Any], tuple[Tensor, Mapping[str, Any]]]
+# Columns the engine writes itself; an objective's metrics must be named otherwise.
+ENGINE_COLUMNS = ("step", "epoch", "loss", "lr", "samples_per_s")
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
@@ -41,11 +43,10 @@ def to_device(batch: Any, device: torch.device) -> Any:
 
 
 def epoch_batches(
-    dataset: Dataset, optim_cfg: OptimConfig, run_cfg: RunConfig, info: DistInfo, epoch: int, start_step: int
+    dataset: SampleDataset, optim_cfg: OptimConfig, run_cfg: RunConfig, info: DistInfo, epoch: int, start_step: int
 ) -> Iterator[Any]:
     """This rank's micro-batches of ``epoch`` from optimizer step ``start_step`` (within the epoch) on."""
-    if hasattr(dataset, "set_epoch"):
-        dataset.set_epoch(epoch)
+    dataset.set_epoch(epoch)
     sampler = ShardedBatchSampler(
         len(dataset),
         optim_cfg.batch_size,
@@ -59,7 +60,7 @@ def epoch_batches(
     loader = DataLoader(
         dataset,
         batch_sampler=sampler,
-        collate_fn=collate_fn_for(dataset),
+        collate_fn=dataset.collate,
         num_workers=run_cfg.num_workers,
         pin_memory=info.device.type == "cuda",
         generator=torch.Generator().manual_seed(mix_seed(run_cfg.seed, epoch, info.rank)),  # worker seeds
@@ -80,6 +81,9 @@ def accumulate(
     Returns:
         (values [1 + M]: loss then the objective's M metrics, each averaged over micro-batches;
         their names)
+
+    Raises:
+        ValueError: a metric is named like one of the engine's own columns (``ENGINE_COLUMNS``).
     """
     total: Tensor | None = None
     names: list[str] = []
@@ -89,6 +93,9 @@ def accumulate(
             with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
                 loss, metrics = objective(model, batch)
             (loss / accum_iter).backward()
+        clash = [name for name in metrics if name in ENGINE_COLUMNS]
+        if clash:
+            raise ValueError(f"objective metric(s) {clash} clash with the engine's columns {ENGINE_COLUMNS}; rename them")
         names = ["loss", *metrics]
         extra = [torch.as_tensor(v, dtype=torch.float32, device=device).detach() for v in metrics.values()]
         values = torch.stack([loss.detach().float(), *extra])  # [1 + M]

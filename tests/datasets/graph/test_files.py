@@ -10,15 +10,16 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from anymae.datasets.graph.files import (
+from anymae.datasets.graph.dataset import NodePartitions
+from anymae.datasets.graph.readers import (
     GraphDataError,
-    NodePartitions,
     degree_features,
     read_edge_list,
     read_networkx,
     read_planetoid,
     read_tu,
 )
+from anymae.datasets.skips import DataError
 from anymae.datasets.sources import build_dataset, files_section
 from anymae.modalities.graph_data import Graphs, collate_graphs
 
@@ -68,6 +69,8 @@ def test_planetoid_names_missing_files_and_bad_rows(tmp_path: Path) -> None:
     with open(tmp_path / "ind.toy.allx", "wb") as f:
         pickle.dump(allx, f)
     with pytest.raises(GraphDataError, match=r"ind\.toy\.allx: row 18 holds a NaN"):
+        read_planetoid(tmp_path)
+    with pytest.raises(DataError, match=r"ind\.toy\.allx"):  # the common data error catches graph errors too
         read_planetoid(tmp_path)
 
 

@@ -10,16 +10,9 @@ import pytest
 import torch
 
 from anymae.datasets.image.files import DataError
-from anymae.datasets.points.files import (
-    CloudPipeline,
-    normalize_unit_sphere,
-    read_points,
-    resample,
-    sample_mesh,
-    scale_translate,
-    synthetic_shape,
-    write_cloud,
-)
+from anymae.datasets.points.readers import read_points, sample_mesh
+from anymae.datasets.points.synthetic import synthetic_shape, write_cloud
+from anymae.datasets.points.transforms import CloudPipeline, normalize_unit_sphere, resample, scale_translate
 from anymae.datasets.seeding import SeededSamples
 from anymae.datasets.sources import build_dataset, files_section
 
@@ -153,7 +146,7 @@ def test_scanobjectnn_h5(tmp_path: Path) -> None:
     x, label = ds[2]
     assert label == 2 and x.shape == (64, 3)
     # no normalization, FPS from index 0 of the stored order
-    from anymae.datasets.points.files import fps_numpy
+    from anymae.modalities.points_grouping import fps_numpy
 
     np.testing.assert_allclose(x.numpy(), data[2][fps_numpy(data[2], 64)])
     with pytest.raises(ValueError, match="training_objectdataset.h5"):

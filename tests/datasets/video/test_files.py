@@ -15,6 +15,7 @@ pytest.importorskip("decord")
 
 from anymae.core.config import ConfigError
 from anymae.datasets.collate import collate_items
+from anymae.datasets.seeding import SeededSamples, sample_seed
 from anymae.datasets.sources import build_dataset
 from anymae.datasets.video.files import VideoClips, VideoError, read_list_file, scan_videos
 from anymae.datasets.video.sampling import (
@@ -118,6 +119,13 @@ def test_repeated_sampling_collates_k_clips_per_item(videos: Path) -> None:
     x, label = collate_items(data, [data[0], data[1]])
     assert x.shape == (6, 3, 4, 32, 32) and label.tolist() == [0, 0]
     assert not torch.equal(x[0], x[1])  # each clip its own crop (of the same decoded frames)
+    assert data.inputs_per_item == 3 and data.labels == [item.label for item in items]
+    seeded = SeededSamples(data, base_seed=5)
+    *_, seeds = seeded.collate([seeded[0], seeded[1]])
+    firsts = [sample_seed(5, 0, i) for i in (0, 1)]
+    assert seeds.tolist() == [sample_seed(s, 0, j) for s in firsts for j in range(3)]  # one mask seed per clip
+    test = VideoClips(items, mode="test", num_frames=4, sampling_rate=2, img_size=32, num_sample=3, num_clips=2)
+    assert test.inputs_per_item == 1 and test.num_views == 2
 
 
 def test_errors_name_the_file_and_skips_are_counted(videos: Path, tmp_path: Path) -> None:

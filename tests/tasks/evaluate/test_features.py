@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from anymae.tasks.evaluate.features import FeatureSet, extract_features
+from anymae.tasks.evaluate.features import FeatureSet, extract_feature_sets, extract_features, resolve_pool
 
 
 @dataclass
@@ -77,7 +77,7 @@ def test_clear_errors() -> None:
     with pytest.raises(ValueError, match="no prefix"):
         extract_features(_StandIn(num_prefix=0), _loader(False), pooling="cls", progress=False)
     with pytest.raises(ValueError, match="pooling"):
-        extract_features(_StandIn(), _loader(False), pooling="max", progress=False)  # type: ignore[arg-type]
+        extract_features(_StandIn(), _loader(False), pooling="median", progress=False)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="batch 0"):
         extract_features(_StandIn(), [torch.zeros(2, 5, 3)], progress=False)
     with pytest.raises(ValueError, match="features\\(x\\)"):
@@ -97,3 +97,54 @@ def test_real_tiny_model_if_available() -> None:
     with torch.no_grad():
         expected = model.eval().features(x).tokens
     torch.testing.assert_close(fs.features, expected)
+
+
+def test_every_pool_of_the_vocabulary_is_extracted() -> None:
+    torch.manual_seed(0)
+    model = _StandIn()
+    loader = _loader(False)
+    sets = extract_feature_sets(model, loader, poolings=("max", "sum", "mean_max", "cls_max"), progress=False)
+    with torch.no_grad():
+        tokens = model.proj(torch.cat([b[0] for b in loader]))  # 12×5×8 (eval: no dropout)
+    peak = tokens.max(1).values
+    torch.testing.assert_close(sets["max"].features, peak)
+    torch.testing.assert_close(sets["sum"].features, tokens.sum(1))
+    torch.testing.assert_close(sets["mean_max"].features, torch.cat([tokens.mean(1), peak], 1))  # 12×16
+    torch.testing.assert_close(sets["cls_max"].features, torch.cat([tokens.sum(1), peak], 1))  # stand-in cls = sum
+
+
+class _WithCls(_StandIn):
+    """The stand-in with an encoder that holds a cls token: its default pool is cls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Module()
+        self.encoder.cls_token = nn.Parameter(torch.zeros(1, 1, 8))
+
+
+def test_no_pooling_named_takes_the_models_default(capsys: pytest.CaptureFixture[str]) -> None:
+    torch.manual_seed(0)
+    loader = _loader(False)
+    plain, with_cls = _StandIn(), _WithCls()
+    torch.testing.assert_close(extract_features(plain, loader, progress=False).features,
+                               extract_features(plain, loader, pooling="mean", progress=False).features)
+    torch.testing.assert_close(extract_features(with_cls, loader, progress=False).features,
+                               extract_features(with_cls, loader, pooling="cls", progress=False).features)
+    assert resolve_pool(None, plain, where="probe") == "mean"
+    assert resolve_pool(None, with_cls, where="probe") == "cls"
+    assert resolve_pool("max", with_cls, where="probe") == "max"  # a named pool is kept, silently
+    assert capsys.readouterr().out.splitlines() == [
+        "probe: pooling 'mean' (the model's default: the encoder has no cls token)",
+        "probe: pooling 'cls' (the model's default: the encoder has a cls token)",
+    ]
+    with pytest.raises(ValueError, match="fewshot.svm_pool: pool='median'"):
+        resolve_pool("median", plain, where="fewshot.svm_pool")  # type: ignore[arg-type]
+
+
+def test_a_register_is_never_read_as_the_cls_token() -> None:
+    model = _StandIn(num_prefix=1)  # one prefix token ...
+    model.encoder = nn.Module()
+    model.encoder.cls_token = None  # ... that is a register: the encoder has no cls token
+    with pytest.raises(ValueError, match="pooling 'cls_max' needs a cls token, but the model's encoder has none"):
+        extract_feature_sets(model, _loader(False), poolings=("mean", "cls_max"), progress=False)
+    assert extract_features(model, _loader(False), progress=False).features.shape == (12, 8)  # default: mean

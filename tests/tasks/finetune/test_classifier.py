@@ -109,8 +109,8 @@ def test_head_init_is_trunc_normal_2e5_with_zero_bias() -> None:
 
 def test_bad_arguments_are_named() -> None:
     mae = _mae()
-    with pytest.raises(ValueError, match="pool='max'"):
-        Classifier.from_mae(mae, 3, pool="max")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pool='median'"):
+        Classifier.from_mae(mae, 3, pool="median")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="num_classes=0"):
         Classifier.from_mae(mae, 0)
     body = _mae()
@@ -178,3 +178,74 @@ def test_load_pretrained_names_unexpected_missing_and_misshaped_keys(tmp_path: P
     torch.save({"weights": 1}, tmp_path / "d.pt")
     with pytest.raises(CheckpointError, match="'model' state dict, found \\['weights'\\]"):
         load_encoder_weights(clf, tmp_path / "d.pt")
+
+
+@pytest.mark.parametrize("pool", ["max", "sum", "mean_max", "cls_max"])
+def test_other_pools_read_the_final_normed_features(pool: str) -> None:
+    clf = Classifier.from_mae(_mae(), 5, pool=pool).eval()  # type: ignore[arg-type]
+    with torch.no_grad():
+        clf.head.weight.normal_(0, 0.1)
+    x = _images(2)
+    with torch.no_grad():
+        h = clf.encoder.norm(_encoder_by_hand(clf, x))  # B×(1+N)×D
+        cls, tokens = h[:, 0], h[:, 1:]
+        by_hand = {"max": tokens.max(1).values, "sum": tokens.sum(1),
+                   "mean_max": torch.cat([tokens.mean(1), tokens.max(1).values], 1),
+                   "cls_max": torch.cat([cls, tokens.max(1).values], 1)}[pool]  # fmt: skip
+        got = clf(x)
+    torch.testing.assert_close(got, clf.head(by_hand), rtol=1e-5, atol=1e-5)
+    assert clf.head.in_features == (256 if pool.endswith("_max") else 128)
+    # the encoder's own cls token is used for cls_max: no classifier cls token
+    own = sorted(k for k in clf.state_dict() if not k.startswith(("tokenizer.", "encoder.")))
+    assert own == ["head.bias", "head.weight"]
+
+
+def test_attentive_pool_fills_the_learned_slot() -> None:
+    clf = Classifier.from_mae(_mae(), 4, pool="attentive").eval()
+    with torch.no_grad():
+        clf.head.weight.normal_(0, 0.1)
+    x = _images(2)
+    with torch.no_grad():
+        tokens = clf.encoder.norm(_encoder_by_hand(clf, x))[:, 1:]  # B×N×D, cls not read
+        expected = clf.head(clf.fusion(tokens))
+        got = clf(x)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    fusion = {n for n, _ in clf.named_parameters() if n.startswith("fusion.")}
+    assert fusion == {"fusion.queries", "fusion.value.weight"}
+
+
+def test_parameter_names_of_the_earlier_pools_are_kept() -> None:
+    """Fine-tuned checkpoints load strictly: each pool's own parameters keep their names."""
+    def own(clf: Classifier) -> list[str]:
+        return sorted(k for k in clf.state_dict() if not k.startswith(("tokenizer.", "encoder.")))
+
+    head = ["head.bias", "head.weight"]
+    assert own(Classifier.from_mae(_mae(), 3, pool="mean")) == ["fc_norm.bias", "fc_norm.weight", *head]
+    assert own(Classifier.from_mae(_mae(), 3, pool="cls")) == head
+    fusion = sorted(["fusion.query", *(f"fusion.fc_{k}.{w}" for k in "qkvo" for w in ("weight", "bias"))])
+    assert own(Classifier.from_mae(_mae(), 3, pool="cls_attn_sigmoid")) == sorted(fusion + head)
+    body = _mae()
+    body.encoder.cls_token = None  # an encoder pretrained without prefix tokens (Point-MAE)
+    clf = Classifier(body, 3, pool="cls_max").eval()
+    assert own(clf) == ["cls_pos", "cls_token", *head] and clf.head.in_features == 256
+    x = _images(2)
+    with torch.no_grad():
+        tokens = clf.tokenizer(x)
+        pos = clf.tokenizer.pos_embed(tokens.grid, tokens.coords).expand(2, -1, -1)  # B×N×D
+        h = torch.cat([(clf.cls_token + clf.cls_pos).expand(2, -1, -1), tokens.x + pos], dim=1)  # B×(1+N)×D
+        for block in clf.encoder.blocks:
+            h = block(h)
+        h = clf.encoder.norm(h)
+        expected = clf.head(torch.cat([h[:, 0], h[:, 1:].max(1).values], 1))
+        torch.testing.assert_close(clf(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_an_encoder_without_cls_takes_the_pools_that_need_none() -> None:
+    body = _mae()
+    body.encoder.cls_token = None
+    x = _images(2)
+    for pool in ("max", "mean_max", "attentive"):
+        assert Classifier(body, 3, pool=pool)(x).shape == (2, 3)  # type: ignore[arg-type]
+    for pool in ("cls_attn", "cls"):
+        with pytest.raises(ValueError, match=f"pool='{pool}' but the encoder has no cls token"):
+            Classifier(body, 3, pool=pool)  # type: ignore[arg-type]

@@ -7,8 +7,11 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import average_precision_score
 from torch import nn
+from torch.utils.data import Dataset
 
-from anymae.tasks.finetune.run import ClassificationObjective, FinetuneConfig, evaluate_multilabel, mean_average_precision
+from anymae.datasets.contract import SampleDataset
+from anymae.tasks.finetune.run import ClassificationObjective, FinetuneConfig
+from anymae.tasks.finetune.scoring import evaluate_multilabel, mean_average_precision, predict_scores
 
 
 def test_map_averages_sklearn_ap_over_classes_with_positives() -> None:
@@ -56,3 +59,29 @@ def test_evaluate_multilabel_scores_a_dataset() -> None:
         model.weight.copy_(torch.eye(3))
         model.bias.zero_()
     assert evaluate_multilabel(model, data, batch_size=4) == pytest.approx(100.0)
+
+
+class _TwoViews(Dataset, SampleDataset):
+    """Two items of V=2 one-logit views: A (4, -2) is a negative, B (0.5, 0.5) a positive."""
+
+    num_views = 2
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        views = [[4.0], [-2.0]] if i == 0 else [[0.5], [0.5]]
+        return torch.tensor(views), torch.tensor([float(i)])  # V×1, C=1 label vector
+
+
+def test_multilabel_views_average_sigmoids_or_logits() -> None:
+    model = nn.Linear(1, 1)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+        model.bias.zero_()
+    # mean sigmoid: A (0.982 + 0.119) / 2 = 0.55 < B 0.62, the positive ranks first; mean logit: A 1.0 > B 0.5
+    assert evaluate_multilabel(model, _TwoViews(), batch_size=1) == pytest.approx(100.0)
+    assert evaluate_multilabel(model, _TwoViews(), view_average="logit") == pytest.approx(50.0)
+    scores, labels = predict_scores(model, _TwoViews(), multi_label=True)
+    torch.testing.assert_close(scores, torch.tensor([[4.0], [-2.0], [0.5], [0.5]]).sigmoid().view(2, 2, 1).mean(1))
+    assert labels.tolist() == [[0.0], [1.0]]

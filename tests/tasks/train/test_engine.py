@@ -72,7 +72,8 @@ def test_loss_decreases_and_run_dir_is_complete(tmp_path):
     assert sum(last) < 0.8 * sum(first)
     with open(result.out_dir / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["step", "epoch", "loss", "lr", "samples_per_s"]
+    parts = list(tiny_model()(torch.zeros(2, 3, 16, 16), seeds=torch.arange(2)).parts)  # the model's loss parts
+    assert list(rows[0]) == ["step", "epoch", "loss", *parts, "lr", "samples_per_s"]
     assert [int(r["epoch"]) for r in rows] == [0] * 8 + [1] * 8
     want_lr = [lr_at(s - 1, lr=2e-2 * 8 / 256, min_lr=1e-4, warmup_epochs=1, epochs=2, iters_per_epoch=8)
                for s in range(1, 17)]  # fmt: skip

@@ -12,7 +12,9 @@ from anymae.core.encoder import EncoderConfig
 from anymae.core.losses import get_loss
 from anymae.core.masking import RandomMasking, make_masking, make_plan
 from anymae.core.features import PackedFeatures, segment_pool
-from anymae.core.replace_model import ReplaceMaskedAutoencoder, TransformerBackbone, fold_seeds
+from anymae.core.model import MaskedAutoencoder
+from anymae.core.seeds import fold_seeds
+from anymae.core.skeleton import ReplaceMode, TransformerBackbone
 from anymae.core.tokens import Tokens
 
 
@@ -47,11 +49,11 @@ class Spy(nn.Module):
         return self.lin(x)
 
 
-def _model(replace_rate: float = 0.0, ratio: float = 0.5, d: int = 4, **kw) -> ReplaceMaskedAutoencoder:
+def _model(replace_rate: float = 0.0, ratio: float = 0.5, d: int = 4, remask: bool = True) -> MaskedAutoencoder:
     torch.manual_seed(0)
-    return ReplaceMaskedAutoencoder(
-        RowTokenizer(d), Spy(d, 6), Spy(5, d), RandomMasking(ratio, count="hide"), replace_rate=replace_rate,
-        loss_params={"gamma": 2.0}, **kw,
+    return MaskedAutoencoder(
+        RowTokenizer(d), Spy(d, 6), Spy(5, d), RandomMasking(ratio, count="hide"),
+        mode=ReplaceMode(replace_rate, remask=remask), loss="sce", loss_params={"gamma": 2.0},
     )
 
 
@@ -87,7 +89,7 @@ def test_replacement_counts_and_values() -> None:
         model.mask_token.copy_(torch.full((1, 1, 4), 7.0))
     x = torch.arange(1, 41, dtype=torch.float32).view(1, 10, 4) * 0.01  # distinct rows, none equal 7
     plan = make_plan(model.masking, (10,), 1, device="cpu", seeds=torch.tensor([3]))
-    out = model.replace_hidden(x, plan, seeds=torch.tensor([3]))
+    out = model.mode.replace_hidden(x, plan, model.mask_token, seeds=torch.tensor([3]))
     hide = plan.hide[0].tolist()  # 5 hidden: int(0.75*5)=3 [MASK], int(0.25*5)=1 replaced, 1 left as is
     visible = sorted(set(range(10)) - set(hide))
     assert torch.equal(out[0, visible], x[0, visible])
@@ -101,7 +103,7 @@ def test_no_replacement_all_hidden_get_mask_token() -> None:
     model = _model(replace_rate=0.0)
     x = torch.randn(1, 8, 4)
     plan = make_plan(model.masking, (8,), 1, device="cpu", seeds=torch.tensor([0]))
-    out = model.replace_hidden(x, plan)
+    out = model.mode.replace_hidden(x, plan, model.mask_token)
     assert torch.equal(out[0, plan.hide[0]], torch.zeros(4, 4))  # zero-init [MASK]
 
 
@@ -150,7 +152,9 @@ def test_packed_features_pool_per_segment() -> None:
     assert torch.equal(segment_pool(x, seg, 2, "mean"), torch.tensor([[2.0, 1.0], [2.5, 1.5]]))
     assert torch.equal(segment_pool(x, seg, 2, "max"), torch.tensor([[3.0, 2.0], [5.0, 4.0]]))
     torch.manual_seed(0)
-    model = ReplaceMaskedAutoencoder(RowTokenizer(2, seg), Spy(2, 2), Spy(2, 2), RandomMasking(0.5, count="hide"))
+    model = MaskedAutoencoder(
+        RowTokenizer(2, seg), Spy(2, 2), Spy(2, 2), RandomMasking(0.5, count="hide"), mode=ReplaceMode()
+    )
     feats = model.features(x.unsqueeze(0))
     assert isinstance(feats, PackedFeatures) and feats.prefix.shape == (1, 0, 2)
     assert torch.allclose(feats.pooled("mean"), segment_pool(feats.tokens[0], seg, 2, "mean"))

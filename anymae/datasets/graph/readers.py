@@ -1,10 +1,10 @@
-"""Graph data from disk: Planetoid and TUDataset raw files, edge lists with feature tables, networkx.
+"""Graphs from disk: Planetoid and TUDataset raw files, edge lists with feature tables, networkx.
 
 Nothing here downloads: readers check that the raw files exist and name the missing ones. Bad
 input (an edge pointing outside the node range, a NaN feature, label counts that do not match the
-nodes) raises `GraphDataError` naming the file and the row. Graphs without features get GraphMAE's
-one-hot degree features. Datasets return `(Graphs, label)` items (label -1 when unlabeled) and
-batch with `collate_graphs` (`collate_x`).
+nodes) raises `GraphDataError` (a `DataError`) naming the file and the row. Graphs without
+features get GraphMAE's one-hot degree features. The datasets over the graphs read here are in
+`graph.dataset`.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset
 
-from anymae.modalities.graph_data import Graphs, collate_graphs, stochastic_block_graph, without_self_loops
+from anymae.datasets.skips import DataError
+from anymae.modalities.graph_data import Graphs, without_self_loops
 
 MAX_DEGREE = 400  # GraphMAE's cap of one-hot degree features (load_graph_classification_dataset)
 PLANETOID_PARTS = ("x", "tx", "allx", "y", "ty", "ally", "graph", "test.index")
 
 
-class GraphDataError(ValueError):
+class GraphDataError(DataError):
     """Graph files that cannot be read as claimed; the message names the file and the row."""
 
 
@@ -413,99 +413,3 @@ def read_networkx(path: str | Path, **kwargs: Any) -> Graphs:
                 a[key] = [float(t) for t in a[key].strip("[]").replace(",", " ").split()]
     return graph_from_networkx(graph, source=str(path), **kwargs)
 
-
-# ---------------------------------------------------------------- datasets
-
-
-class GraphNodeDataset(Dataset):
-    """One graph as a dataset of one item `(graph, -1)` (node-level pretraining and probes)."""
-
-    collate_x = staticmethod(collate_graphs)
-
-    def __init__(self, graph: Graphs) -> None:
-        self.graph = graph
-
-    def __len__(self) -> int:
-        return 1
-
-    def __getitem__(self, index: int) -> tuple[Graphs, int]:
-        if index != 0:
-            raise IndexError(index)
-        return self.graph, -1
-
-
-class GraphListDataset(Dataset):
-    """Graphs with one label each, `(graph_i, label_i)` (graph-level pretraining, SVM probes)."""
-
-    collate_x = staticmethod(collate_graphs)
-
-    def __init__(self, graphs: Sequence[Graphs], labels: Tensor | None = None) -> None:
-        if labels is not None and len(labels) != len(graphs):
-            raise GraphDataError(f"{len(labels)} graph labels for {len(graphs)} graphs")
-        self.graphs, self.labels = list(graphs), labels
-
-    def __len__(self) -> int:
-        return len(self.graphs)
-
-    def __getitem__(self, index: int) -> tuple[Graphs, int]:
-        return self.graphs[index], int(self.labels[index]) if self.labels is not None else -1
-
-
-def node_subgraph(graph: Graphs, nodes: Tensor) -> Graphs:
-    """The subgraph induced by `nodes` (sorted ids), relabelled 0..k-1; labels and splits kept."""
-    keep = torch.zeros(graph.num_nodes, dtype=torch.bool)
-    keep[nodes] = True
-    relabel = torch.full((graph.num_nodes,), -1, dtype=torch.long)
-    relabel[nodes] = torch.arange(len(nodes))
-    ei = graph.edge_index
-    inside = keep[ei[0]] & keep[ei[1]]
-
-    def pick(t: Tensor | None) -> Tensor | None:
-        return None if t is None else t[nodes]
-
-    return Graphs(
-        x=graph.x[nodes], edge_index=relabel[ei[:, inside]], y=pick(graph.y), train_mask=pick(graph.train_mask),
-        val_mask=pick(graph.val_mask), test_mask=pick(graph.test_mask),
-    )
-
-
-class NodePartitions(Dataset):
-    """A large graph as `num_parts` induced subgraphs of a fixed random node partition.
-
-    Mini-batch pretraining without pyg-lib / torch-sparse (which NeighborLoader / GraphSAINT
-    need): the partition is drawn once from `seed`; batches of parts are packed like graphs, so
-    edges between parts of one batch are dropped. Items are `(subgraph, -1)`.
-    """
-
-    collate_x = staticmethod(collate_graphs)
-
-    def __init__(self, graph: Graphs, num_parts: int, seed: int = 0) -> None:
-        if not 1 <= num_parts <= graph.num_nodes:
-            raise GraphDataError(f"num_parts={num_parts}: expected 1..{graph.num_nodes} (the node count)")
-        perm = torch.randperm(graph.num_nodes, generator=torch.Generator().manual_seed(seed))
-        self.graph, self.parts = graph, [p.sort().values for p in perm.chunk(num_parts)]
-
-    def __len__(self) -> int:
-        return len(self.parts)
-
-    def __getitem__(self, index: int) -> tuple[Graphs, int]:
-        return node_subgraph(self.graph, self.parts[index]), -1
-
-
-def sbm_graph_dataset(n: int, nodes: int, feature_dim: int, *, seed: int = 0) -> GraphListDataset:
-    """Graph classification toy data: class 0 = 2-block SBMs, class 1 = 3-block SBMs (same size)."""
-    gen = torch.Generator().manual_seed(seed)
-    graphs, labels = [], []
-    for i in range(n):
-        k = 2 + i % 2
-        sizes = [nodes // k + (1 if j < nodes % k else 0) for j in range(k)]
-        graphs.append(stochastic_block_graph(sizes, 0.7, 0.05, feature_dim, noise=0.5, generator=gen).replace(y=None))
-        labels.append(i % 2)
-    return GraphListDataset(graphs, torch.tensor(labels))
-
-
-__all__ = [
-    "GraphDataError", "GraphListDataset", "GraphNodeDataset", "NodePartitions", "degree_features",
-    "graph_from_networkx", "node_subgraph", "random_split", "read_edge_list", "read_networkx", "read_planetoid",
-    "read_table", "read_tu", "sbm_graph_dataset",
-]

@@ -1,0 +1,182 @@
+"""The masking primitive: scores -> keep / hide / restore, the per-sample RNG, and the strategy registry.
+
+Every strategy answers two questions: how many tokens stay visible (`num_keep`), and which ones
+(`noise`: per-sample scores, the smallest are kept). `plan_from_noise` turns scores into index
+sets exactly as the reference MAE does (`ids_shuffle = argsort(noise)`, keep the first
+`num_keep`, `ids_restore = argsort(ids_shuffle)`), so every strategy gets keep / hide / restore
+indices, works batched on any device, and can be driven by injected noise in tests.
+
+Randomness comes from a `SampleRNG`: with per-sample seeds a sample's mask depends only on its
+seed (the same mask whatever batch or rank it lands in, which makes resume and DDP exact);
+without seeds the global torch generator (or a given one) draws for the whole batch.
+
+Strategies register in `MASKINGS` where they are defined (`@MASKINGS.register("tube")`), so
+configs can name them (`masking: tube`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
+
+import torch
+from torch import Tensor
+
+from anymae.core.registry import Registry
+
+
+@dataclass
+class MaskPlan:
+    """Which tokens the encoder sees.
+
+    Attributes:
+        keep: B×Nv long, indices of visible tokens (in shuffled order).
+        hide: B×Nm long, indices of hidden tokens (in shuffled order).
+        restore: B×N long, `argsort` of the shuffle: `cat([keep, hide], 1)` gathered with
+            `restore` gives `arange(N)` per sample.
+    """
+
+    keep: Tensor
+    hide: Tensor
+    restore: Tensor
+
+    @property
+    def num_tokens(self) -> int:
+        return self.restore.shape[1]
+
+    @property
+    def mask(self) -> Tensor:
+        """B×N float, 1 where the token is hidden from the encoder, in original token order."""
+        mask = torch.ones_like(self.restore, dtype=torch.float32)
+        return mask.scatter(1, self.keep, 0.0)
+
+
+def plan_from_noise(noise: Tensor, num_keep: int) -> MaskPlan:
+    """The masking primitive: keep the `num_keep` tokens with the smallest noise per sample.
+
+    Args:
+        noise: B×N scores (any float dtype, any device).
+        num_keep: visible tokens per sample, 1 <= num_keep < N.
+    """
+    n = noise.shape[1]
+    if not 0 < num_keep < n:
+        raise ValueError(
+            f"num_keep={num_keep} leaves no visible or no hidden token out of {n}; "
+            f"expected 1 <= num_keep <= {n - 1} (check the mask ratio)"
+        )
+    shuffle = torch.argsort(noise, dim=1)  # B×N, ascending: small noise is kept
+    restore = torch.argsort(shuffle, dim=1)  # B×N
+    return MaskPlan(keep=shuffle[:, :num_keep], hide=shuffle[:, num_keep:], restore=restore)
+
+
+def gather_tokens(x: Tensor, index: Tensor) -> Tensor:
+    """Select tokens per sample. x: B×N×D (or B×1×D... broadcast over B), index: B×M -> B×M×D."""
+    if x.shape[0] != index.shape[0]:
+        x = x.expand(index.shape[0], *x.shape[1:])
+    return torch.gather(x, 1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+class SampleRNG:
+    """Uniform random numbers for a batch, per-sample reproducible when seeds are given.
+
+    Args:
+        batch_size: B.
+        seeds: optional B int64 seeds; sample i draws from `torch.Generator().manual_seed(seeds[i])`.
+        generator: optional generator for the batched path (ignored when seeds are given).
+        device: where the results live.
+    """
+
+    def __init__(
+        self,
+        batch_size: int,
+        *,
+        seeds: Tensor | Sequence[int] | None = None,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.batch_size = batch_size
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.generator = generator
+        self._gens: list[torch.Generator] | None = None
+        if seeds is not None:
+            seeds = [int(s) for s in (seeds.tolist() if isinstance(seeds, Tensor) else seeds)]
+            if len(seeds) != batch_size:
+                raise ValueError(f"got {len(seeds)} seeds for a batch of {batch_size}")
+            self._gens = [torch.Generator().manual_seed(s & 0x7FFF_FFFF_FFFF_FFFF) for s in seeds]
+
+    def rand(self, *shape: int) -> Tensor:
+        """B×shape uniform [0, 1) floats on `self.device`."""
+        if self._gens is None:
+            gen = self.generator
+            dev = gen.device if gen is not None else self.device
+            return torch.rand(self.batch_size, *shape, generator=gen, device=dev).to(self.device)
+        rows = [torch.rand(*shape, generator=g) for g in self._gens]
+        return torch.stack(rows).to(self.device)
+
+    def sample_generator(self, i: int) -> torch.Generator:
+        """A CPU generator for sample i, for strategies that draw in Python loops."""
+        if self._gens is not None:
+            return self._gens[i]
+        seed = int(torch.randint(0, 2**62, (1,), generator=self.generator).item())
+        return torch.Generator().manual_seed(seed)
+
+
+class MaskingStrategy(Protocol):
+    """A way to choose hidden tokens: a visible count and per-sample scores (small = kept)."""
+
+    ratio: float
+
+    def num_keep(self, num_tokens: int, grid: tuple[int, ...] | None = None) -> int:
+        """Visible tokens per sample out of `num_tokens` (laid out on `grid` when given)."""
+        ...
+
+    def noise(
+        self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None
+    ) -> Tensor | tuple[Tensor, int]:
+        """B×N scores for N = prod(grid) tokens laid out on `grid` (with optional B×N×k coords).
+
+        A strategy whose visible count depends on its draw (DCP's per-step mode) returns
+        `(scores, num_keep)`; `num_keep()` then only serves injected noise.
+        """
+        ...
+
+
+def check_ratio(ratio: float) -> float:
+    """`ratio` as a float; a ValueError unless 0 < ratio < 1."""
+    if not 0.0 < ratio < 1.0:
+        raise ValueError(f"mask ratio must be in (0, 1), got {ratio}")
+    return float(ratio)
+
+
+def make_plan(
+    strategy: MaskingStrategy,
+    grid: tuple[int, ...],
+    batch_size: int,
+    *,
+    device: torch.device | str,
+    seeds: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    noise: Tensor | None = None,
+    coords: Tensor | None = None,
+) -> MaskPlan:
+    """Draw (or take the injected) noise for `grid` and turn it into a plan."""
+    n = math.prod(grid)
+    if noise is None:
+        rng = SampleRNG(batch_size, seeds=seeds, generator=generator, device=device)
+        drawn = strategy.noise(grid, rng, coords)
+        if isinstance(drawn, tuple):  # (scores, visible count of this draw)
+            return plan_from_noise(*drawn)
+        noise = drawn
+    elif noise.shape != (batch_size, n):
+        raise ValueError(f"injected noise has shape {tuple(noise.shape)}, expected {(batch_size, n)}")
+    return plan_from_noise(noise, strategy.num_keep(n, grid))
+
+
+# name -> strategy class (or factory): it takes the ratio first and its own options as keywords.
+MASKINGS: Registry[Callable[..., MaskingStrategy]] = Registry("masking")
+
+
+def make_masking(name: str, ratio: float, **params: Any) -> MaskingStrategy:
+    """A masking strategy by name (`MASKINGS`), e.g. `make_masking("random", 0.75)`."""
+    return MASKINGS.get(name)(ratio, **params)

@@ -1,0 +1,213 @@
+"""Masking modes: how hidden tokens are kept from the encoder and how queries are decoded.
+
+- `DropMode` (MAE): the encoder sees only the visible tokens; the decoder (`MAEDecoder`) puts
+  mask tokens at the queried positions (the hidden tokens, or a decoder-side keep set) and
+  predicts them.
+- `ReplaceMode` (SimMIM / BERT / GraphMAE): the encoder sees every token, hidden ones' inputs
+  replaced with a learned [MASK] vector (zero init), a `replace_rate` share of them with other
+  random tokens' inputs (BERT's 80/10/10 idea, GraphMAE's `encoding_mask_noise`). Then
+
+      h    = encoder(x_replaced)                 B×N×H  the TransformerEncoder, or any backbone
+      rep  = encoder_to_decoder(h)               B×N×H' Linear, no bias
+      rep[hidden] = 0                            re-masking (GraphMAE: a plain zero), optional
+      pred = decoder(rep, tokens)                B×N×P  a backbone again (one GNN layer, ...)
+
+  and the loss counts the hidden tokens.
+
+A backbone is any module `backbone(x: B×N×D_in, tokens: Tokens) -> B×N×D_out` with `in_dim` and
+`out_dim` attributes; it reads the token layout it needs from `tokens` (a GNN reads its edges
+from `tokens.extra`, which the core never looks at).
+
+A mode holds no parameters itself: `parts()` names the modules the model registers at its top
+level (so that state-dict keys are `mask_token`, `encoder_to_decoder.*`), and `encode` /
+`decode` read them from the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from anymae.core.decoder import MAEDecoder
+from anymae.core.encoder import TransformerEncoder
+from anymae.core.masking import MaskPlan, SampleRNG, gather_tokens
+from anymae.core.seeds import SECOND_STREAM_OFFSET, offset_seeds
+from anymae.core.skeleton.steps import BranchPlan, Decoded, Encoded
+from anymae.core.tokens import Tokens
+
+if TYPE_CHECKING:
+    from anymae.core.model import MaskedAutoencoder
+
+
+Parts = dict[str, nn.Module | nn.Parameter]  # name -> a module / parameter the model registers
+
+
+class MaskingMode(Protocol):
+    """What the skeleton asks of a masking mode (`DropMode`, `ReplaceMode`; a soft mode later).
+
+    `name` names it; `check(encoder, decoder)` refuses a composition it cannot run; `parts(...)`
+    names the modules the model registers at its top level; `plan_queries(plan, decoder_plan)`
+    gives (B×Nq queried tokens or None = all in order, loss weight); `encode` and `decode` are
+    the skeleton's "encode visible" and "decode queries" steps for one branch.
+    """
+
+    name: str
+
+    def check(self, encoder: nn.Module, decoder: nn.Module) -> None: ...
+
+    def parts(self, tokenizer: nn.Module, encoder: nn.Module, decoder: nn.Module) -> Parts: ...
+
+    def plan_queries(self, plan: MaskPlan, decoder_plan: MaskPlan | None) -> tuple[Tensor | None, Tensor]: ...
+
+    def encode(
+        self, model: MaskedAutoencoder, tokens: Tokens, planned: BranchPlan, *, generator: torch.Generator | None,
+        taps: tuple[int, ...],
+    ) -> Encoded: ...
+
+    def decode(
+        self, model: MaskedAutoencoder, decoder: nn.Module, tokens: Tokens, planned: BranchPlan, encoded: Encoded
+    ) -> Decoded: ...
+
+
+def _query(plan: MaskPlan, decoder_plan: MaskPlan | None) -> tuple[Tensor, Tensor]:
+    """(B×Nq queried tokens, B×Nq float loss weight): the hidden tokens, or the decoder's keep set."""
+    query = plan.hide if decoder_plan is None else decoder_plan.keep
+    return query, torch.gather(plan.mask, 1, query)  # weight 1 where the queried token was hidden
+
+
+@dataclass(frozen=True)
+class DropMode:
+    """MAE: the encoder sees the visible tokens only (see module doc)."""
+
+    name: ClassVar[str] = "drop"
+
+    def check(self, encoder: nn.Module, decoder: nn.Module) -> None:
+        if not isinstance(encoder, TransformerEncoder):
+            raise TypeError(
+                f"mode 'drop' encodes the visible subset with positions and needs a TransformerEncoder, got "
+                f"{type(encoder).__name__}; a backbone (x, tokens) that sees every token needs ReplaceMode()"
+            )
+        if not isinstance(decoder, MAEDecoder):
+            raise TypeError(f"mode 'drop' decodes queries with an MAEDecoder, got {type(decoder).__name__}")
+
+    def parts(self, tokenizer: nn.Module, encoder: nn.Module, decoder: nn.Module) -> Parts:
+        return {}
+
+    def plan_queries(self, plan: MaskPlan, decoder_plan: MaskPlan | None) -> tuple[Tensor | None, Tensor]:
+        return _query(plan, decoder_plan)
+
+    def encode(
+        self, model: MaskedAutoencoder, tokens: Tokens, planned: BranchPlan, *, generator: torch.Generator | None,
+        taps: tuple[int, ...],
+    ) -> Encoded:
+        """Visible tokens (B×Nv×D) through the encoder -> B×(P+Nv)×D."""
+        keep = planned.plan.keep
+        return model.run_encoder(gather_tokens(tokens.x, keep), tokens, keep, taps=taps)
+
+    def decode(
+        self, model: MaskedAutoencoder, decoder: nn.Module, tokens: Tokens, planned: BranchPlan, encoded: Encoded
+    ) -> Decoded:
+        """Latent + mask tokens at the queries -> B×Nq×P (and B×Nv×P at the visible tokens)."""
+        assert planned.query is not None  # drop mode always queries a subset
+        pred_vis, pred, hidden = decoder(
+            encoded.latent, num_prefix=encoded.num_prefix, keep=planned.plan.keep, query=planned.query,
+            grid=tokens.grid, coords=tokens.coords, return_hidden=True,
+        )
+        return Decoded(pred=pred, pred_visible=pred_vis, hidden=hidden)
+
+
+@dataclass(frozen=True)
+class ReplaceMode:
+    """The encoder sees every token, hidden ones replaced (see module doc).
+
+    Args:
+        replace_rate: share of hidden tokens whose input becomes another random token's input
+            (GraphMAE: `int(replace_rate * Nm)` of them; `int((1 - replace_rate) * Nm)` get the
+            [MASK] vector; a leftover from the two floors keeps its own input, as the reference).
+        remask: zero the hidden rows of the decoder input (GraphMAE, for GNN decoders).
+    """
+
+    replace_rate: float = 0.0
+    remask: bool = True
+    name: ClassVar[str] = "replace"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.replace_rate < 1.0:
+            raise ValueError(f"replace_rate must be in [0, 1), got {self.replace_rate}")
+
+    def check(self, encoder: nn.Module, decoder: nn.Module) -> None:
+        if isinstance(decoder, MAEDecoder) or not hasattr(decoder, "in_dim"):
+            raise TypeError(
+                f"mode 'replace' decodes every token with a backbone (x, tokens) -> B×N×P that has `in_dim` "
+                f"(e.g. TransformerBackbone or a GNN), got {type(decoder).__name__}"
+            )
+        if not isinstance(encoder, TransformerEncoder) and not hasattr(encoder, "out_dim"):
+            raise TypeError(f"mode 'replace' needs a TransformerEncoder or a backbone with `out_dim`, got "
+                            f"{type(encoder).__name__}")
+
+    def parts(self, tokenizer: nn.Module, encoder: nn.Module, decoder: nn.Module) -> Parts:
+        """The [MASK] vector (tokenizer width, zero init) and `encoder_to_decoder` (Linear, no bias)."""
+        width = encoder.dim if isinstance(encoder, TransformerEncoder) else encoder.out_dim
+        return {
+            "mask_token": nn.Parameter(torch.zeros(1, 1, tokenizer.dim)),  # GraphMAE: zero init
+            "encoder_to_decoder": nn.Linear(width, decoder.in_dim, bias=False),
+        }
+
+    def plan_queries(self, plan: MaskPlan, decoder_plan: MaskPlan | None) -> tuple[Tensor | None, Tensor]:
+        if decoder_plan is not None:
+            raise ValueError("mode 'replace' decodes every token; a decoder-side masking does not apply")
+        return None, plan.mask  # every token in order; the loss counts the hidden ones
+
+    def replace_hidden(
+        self, x: Tensor, plan: MaskPlan, mask_token: Tensor, *, seeds: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """The encoder input: hidden tokens' inputs replaced.
+
+        Args:
+            x: B×N×D token inputs.
+            plan: the mask plan; `plan.hide` is in random order, so its first
+                `int((1 - r) * Nm)` tokens get the [MASK] vector and its last `int(r * Nm)`
+                tokens get the inputs of distinct random tokens (any of the N, as the
+                reference's `randperm(N)[:k]`).
+            mask_token: 1×1×D the [MASK] vector.
+            seeds: the branch's per-row seeds (the sources draw from `seeds + SECOND_STREAM_OFFSET`).
+            generator: generator for the batched draw when no seeds are given.
+
+        Returns:
+            B×N×D.
+        """
+        b, n, d = x.shape
+        nm = plan.hide.shape[1]
+        n_noise = int(self.replace_rate * nm) if self.replace_rate > 0 else 0
+        n_token = int((1 - self.replace_rate) * nm) if self.replace_rate > 0 else nm
+        out = x
+        if n_noise:
+            rng = SampleRNG(b, seeds=offset_seeds(seeds, SECOND_STREAM_OFFSET), generator=generator, device=x.device)
+            sources = torch.argsort(rng.rand(n), dim=1)[:, :n_noise]  # B×k distinct tokens
+            noise_nodes = plan.hide[:, nm - n_noise :]  # B×k
+            out = out.scatter(1, noise_nodes.unsqueeze(-1).expand(-1, -1, d), gather_tokens(x, sources))
+        token_nodes = plan.hide[:, :n_token]  # B×Nt
+        fill = mask_token.to(x.dtype).expand(b, n_token, d)  # zeroed input + [MASK]
+        return out.scatter(1, token_nodes.unsqueeze(-1).expand(-1, -1, d), fill)
+
+    def encode(
+        self, model: MaskedAutoencoder, tokens: Tokens, planned: BranchPlan, *, generator: torch.Generator | None,
+        taps: tuple[int, ...],
+    ) -> Encoded:
+        """Every token, hidden ones replaced, through the encoder -> B×(P+N)×D (backbone: B×N×H)."""
+        x = self.replace_hidden(tokens.x, planned.plan, model.mask_token, seeds=planned.seeds, generator=generator)
+        return model.run_encoder(x, tokens, None, taps=taps)
+
+    def decode(
+        self, model: MaskedAutoencoder, decoder: nn.Module, tokens: Tokens, planned: BranchPlan, encoded: Encoded
+    ) -> Decoded:
+        """Project, re-mask and decode every token -> B×N×P."""
+        rep = model.encoder_to_decoder(encoded.latent[:, encoded.num_prefix :])  # B×N×H'
+        if self.remask:
+            rep = rep.masked_fill(planned.plan.mask.bool().unsqueeze(-1), 0.0)
+        return Decoded(pred=decoder(rep, tokens))
+
