@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/points_grouping.py
 	$(PY) benchmarks/graph_epoch.py
 	$(PY) benchmarks/multichannel_step.py
+	$(PY) benchmarks/end_to_end.py
 
 clean:
 	rm -rf $(VENV) runs/demo

@@ -11,6 +11,10 @@ flags are shortcuts for keys, the same key in every command:
     --resume            run.resume=true
 
 and `run.device` / `run.num_workers` say where every command computes and how many workers load.
+
+A user error (a config, data, checkpoint or file problem, a diverged run, a missing extra) is
+answered with one line on stderr and exit status 2 (config) or 1 (the rest); `--traceback` or
+`ANYMAE_TRACEBACK=1` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import shlex
 import sys
 import textwrap
@@ -29,7 +34,8 @@ SETTINGS_HELP = """\
 Settings: a YAML file (--config) and/or key=value overrides with dotted keys (e.g. optim.blr=1.5e-4
 run.device=cpu data.root=/data/train); the flags above set keys too. An unknown key is an error that
 lists the valid ones; --print-config prints the resolved settings and exits. Shared keys: checkpoint,
-run.device, run.num_workers, run.out_dir (a run directory), out (one output file)."""
+run.device, run.num_workers, run.out_dir (a run directory), out (one output file). Errors are one line
+on stderr; --traceback (or ANYMAE_TRACEBACK=1) shows the traceback."""
 
 
 @dataclass(frozen=True)
@@ -109,11 +115,14 @@ def _finetune(cfg: Any) -> int:
 
 
 def _probe(cfg: Any) -> int:
+    from anymae.tasks.evaluate.linear import DEFAULT_BLR
     from anymae.tasks.evaluate.probe import run_probe
 
     results = run_probe(cfg)
+    trained = f"  (final epoch, {cfg.probe.optimizer} blr {cfg.probe.blr or DEFAULT_BLR[cfg.probe.optimizer]:g})"
     for name, top1 in results.items():
-        print(f"{name:10} top-1 {top1:6.2f}%" + ("" if name in ("knn", "svm") else "  (final epoch)"))
+        print(f"{name:10} top-1 {top1:6.2f}%" + (trained if name in ("linear", "attentive") else
+                                                  "" if name in ("knn", "svm") else "  (final epoch)"))
     _write_out(cfg.out, results)
     return 0
 
@@ -202,6 +211,13 @@ def _demo(cfg: Any) -> int:
     return 0
 
 
+def _shard(cfg: Any) -> int:
+    from anymae.tasks.commands.shard import run_shard, summary
+
+    print(summary(run_shard(cfg), cfg.out))
+    return 0
+
+
 def _subsets(texts: list[str]) -> list[list[str]]:
     from anymae.tasks.evaluate.channel_subsets import parse_subsets
 
@@ -228,7 +244,7 @@ COMMANDS: tuple[Command, ...] = (
             (_checkpoint(), RESUME, _out("run.out_dir", "run directory"))),
     Command("probe", "k-NN / linear / attentive probes on frozen features",
             "Probe a frozen encoder. Protocols: knn (weighted, cosine), linear (BatchNorm without affine + "
-            "Linear, LARS), attentive (efficient-probing multi-query attention pooling), svm (linear SVM, "
+            "Linear; probe.optimizer: adamw by default, lars = the paper's, for batches of 16k), attentive (efficient-probing multi-query attention pooling), svm (linear SVM, "
             "probe.svm_c, probe.svm_pool), prototypical (Bird-MAE: J prototypes per class on the tokens, "
             "probe.prototypes_per_class, probe.prototypical_epochs).",
             f"{EVALUATE}.probe", "load_probe_config", _probe,
@@ -295,6 +311,17 @@ COMMANDS: tuple[Command, ...] = (
              Flag("--subset", "subsets", "a channel subset, names comma-separated; repeat for several "
                   "(default: the data's channels) (sets subsets=...)",
                   {"action": "append", "metavar": "A,B,..."}, _subsets))),
+    Command("shard", "write tar shards (WebDataset layout) from any folder source",
+            "Shard a data section: each sample's original bytes plus its label (json, and cls for one class) "
+            "in tar shards, and a manifest.json (counts, bytes, classes). Every command reads them with "
+            "data.source=shards data.root=OUT (the folder, or a brace pattern such as "
+            "OUT/train-{000000..000127}.tar). Keys: data (a folder source; data.on_error=skip skips and counts "
+            "unreadable files), out, shard.max_count, shard.max_size (bytes), shard.split, shard.prefix, "
+            "shard.check, run.num_workers, model (values the source reads for its defaults).",
+            "anymae.tasks.commands.shard", "load_shard_config", _shard,
+            (("shard", "data.source=image_folder", "data.root=./images", "--out", "shards/",
+              "shard.max_count=5000"),),
+            (_out("out", "folder for the shards and manifest.json"),)),
     Command("demo", "pretrain a tiny MAE on real photos, evaluate, draw",
             "Pretrain a tiny image MAE on crops of real photographs for a few minutes on the CPU, then "
             "compare it with the same encoder at random init (held-out reconstruction, k-NN, linear "
@@ -347,11 +374,35 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(command_spec=command)
         p.add_argument("--config", help="YAML file with the settings (configs/*.yaml)")
         p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+        p.add_argument("--traceback", action="store_true",
+                       help="show the traceback of an error (also ANYMAE_TRACEBACK=1) instead of one line")
         for flag in command.flags:
             p.add_argument(flag.option, dest=flag.dest, help=flag.help, **flag.kwargs)
         word = f" | {command.positional}" if command.positional else ""
         p.add_argument("overrides", nargs="*", metavar=f"key=value{word}")
     return parser
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The errors a command answers with one line: what the user can fix (input, config, files,
+    a diverged run, a missing extra); anything else is a bug and keeps its traceback."""
+    from anymae.core.config import ConfigError
+    from anymae.datasets.skips import DataError
+    from anymae.extras import MissingExtraError
+    from anymae.tasks.train.checkpoint import CheckpointError
+
+    # ValueError: every "bad value" check of the package (DataError and ConfigError are ones);
+    # FloatingPointError: NonFiniteLossError (a diverged run)
+    return (ConfigError, DataError, CheckpointError, OSError, MissingExtraError, FloatingPointError, ValueError)
+
+
+def one_line(err: BaseException) -> str:
+    """``err``'s message on one line (a message listing keys line by line is joined with "; ")."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = ""
+    for line in lines:
+        text += line if not text else (" " if text.endswith(":") else "; ") + line
+    return text or type(err).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -361,13 +412,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.overrides = [*args.overrides, *extra]  # key=value words given after a flag that follows others
+    if args.traceback or os.environ.get("ANYMAE_TRACEBACK", "") not in ("", "0"):
+        return run_command(args.command_spec, args)
     from anymae.core.config import ConfigError
 
     try:
         return run_command(args.command_spec, args)
-    except (ConfigError, FileNotFoundError) as err:
-        print(f"anymae {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except _user_errors() as err:
+        print(f"anymae {args.command}: error: {one_line(err)}", file=sys.stderr)
+        return 2 if isinstance(err, ConfigError) else 1
+    except KeyboardInterrupt:
+        print(f"anymae {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ import importlib
 from types import ModuleType
 
 
+class MissingExtraError(ImportError):
+    """An optional dependency is not installed; the message names the anymae extra to install."""
+
+
 def require(module: str, extra: str, *, purpose: str = "") -> ModuleType:
     """Import `module`, or fail with how to install the anymae extra that provides it.
 
@@ -18,7 +22,7 @@ def require(module: str, extra: str, *, purpose: str = "") -> ModuleType:
         return importlib.import_module(module)
     except ImportError as err:
         why = f" for {purpose}" if purpose else ""
-        raise ImportError(
+        raise MissingExtraError(
             f"anymae needs the '{module}' package{why}; install the extra: pip install 'anymae[{extra}]' "
             f"(import failed: {err})"
         ) from err

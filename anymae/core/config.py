@@ -2,7 +2,18 @@
 
 No registry, no file inheritance, no interpolation: a run uses the dataclass defaults, then the YAML
 file, then the overrides. Every mistake raises ``ConfigError`` naming the dotted key, the value, what
-was expected and where the value came from (file or override).
+was expected and where the value came from (file or override); a ``__post_init__`` check that
+raises ``FieldError`` is blamed on its own key.
+
+An override replaces what the file says in two ways beyond its own key (one info line on stderr
+says what was dropped):
+
+- ``S.source=NAME`` for a section ``S`` whose file entry has another ``source`` (``data``,
+  ``test_data``, ``val_data``, ...): the file's keys of ``S`` that source ``NAME`` does not have
+  belong to the old source and are dropped (the keys of a source come from the hook that the
+  data-source registry installs with ``register_source_keys``).
+- a field declared with ``metadata=alternatives("other")`` (``optim.blr`` / ``optim.lr``): setting it
+  on the command line clears ``other`` set in the file; setting both on the command line is an error.
 """
 
 from __future__ import annotations
@@ -13,8 +24,9 @@ import dataclasses
 import difflib
 import os
 import re
+import sys
 import types
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
@@ -28,6 +40,42 @@ _UNIONS = (Union, types.UnionType)
 
 class ConfigError(ValueError):
     """A config key, value or file is wrong; the message says which, and what was expected."""
+
+
+class FieldError(ValueError):
+    """One field's value is out of range: raised by ``__post_init__`` checks (``check_field``) and by
+    value checks that know only the value (``field`` None, e.g. a mask ratio checked deep in a model).
+
+    ``from_dict`` blames the field's own dotted key (not the last override of its section).
+    """
+
+    def __init__(self, field: str | None, value: Any, expected: str) -> None:
+        self.field, self.value, self.expected = field, value, expected
+        super().__init__(f"{field or 'value'}={value!r}: expected {expected}")
+
+
+def check_field(cond: bool, field: str, value: Any, expected: str) -> None:
+    """Raise ``FieldError(field, value, expected)`` unless ``cond`` (for ``__post_init__`` checks)."""
+    if not cond:
+        raise FieldError(field, value, expected)
+
+
+def alternatives(*others: str) -> dict[str, Any]:
+    """Field metadata: this field and the sibling fields ``others`` say the same thing two ways
+    (``lr`` and ``blr``). An override of one clears the others set in the file; overriding two is
+    an error. Use as ``blr: float = field(default=1.5e-4, metadata=alternatives("lr"))``."""
+    return {"alternatives": others}
+
+
+# source name -> the keys its config has (None: unknown source). Installed by the data-source
+# registry (anymae.datasets.sources), which the core does not import.
+_source_keys: list[Callable[[str], Collection[str] | None]] = []
+
+
+def register_source_keys(keys_of: Callable[[str], Collection[str] | None]) -> None:
+    """Install how ``S.source=NAME`` overrides learn the keys of source ``NAME`` (see the module doc)."""
+    if keys_of not in _source_keys:
+        _source_keys.append(keys_of)
 
 
 class _Loader(yaml.SafeLoader):
@@ -48,9 +96,11 @@ def _join(where: str, key: Any) -> str:
     return f"{where}.{key}" if where else str(key)
 
 
-def _key(path: str, origins: Mapping[str, str] | None) -> str:
-    """``'a.b' (from override 'a.b=1')``: the origin of ``path``, of a key below it, or of a parent."""
-    src = next((s for k, s in reversed((origins or {}).items()) if k == path or k.startswith(path + ".")), "")
+def _key(path: str, origins: Mapping[str, str] | None, *, below: bool = True) -> str:
+    """``'a.b' (from override 'a.b=1')``: the origin of ``path``, of a key below it (if ``below``), or of
+    a parent."""
+    src = next((s for k, s in reversed((origins or {}).items())
+                if k == path or (below and k.startswith(path + "."))), "")
     parent = path
     while not src and parent and origins:
         parent = parent[: max(parent.rfind("."), parent.rfind("["), 0)]  # a.b[1] -> a.b -> a -> ""
@@ -147,8 +197,12 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "",
                           f"has no default); set it in the YAML file or as an override {missing[0]}=...")
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"invalid config {_key(where, origins)} ({cls.__name__}): {e}") from e
+    except FieldError as e:
+        if e.field not in fields:
+            raise ConfigError(f"invalid config {_key(where, origins, below=False)} ({cls.__name__}): {e}") from e
+        raise ConfigError(f"invalid config key {_key(_join(where, e.field), origins)} ({cls.__name__}): {e}") from e
+    except (TypeError, ValueError) as e:  # not tied to one key: the section, as set by the file or a parent
+        raise ConfigError(f"invalid config {_key(where, origins, below=False)} ({cls.__name__}): {e}") from e
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -202,6 +256,16 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     return data or {}
 
 
+def _override_value(text: str) -> Any:
+    """The value of override ``text`` (``key=value``), read as YAML."""
+    raw = text.partition("=")[2]
+    try:
+        return yaml.load(raw, Loader=_Loader)
+    except yaml.YAMLError as e:
+        why = getattr(e, "problem", None) or e
+        raise ConfigError(f"override {text!r}: {raw!r} is not a valid YAML value ({why})") from e
+
+
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """A copy of ``data`` with each ``key.sub=value`` set in order, creating missing sections.
 
@@ -209,15 +273,11 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
     that the keys exist. A malformed override raises ``ConfigError`` naming it."""
     out = copy.deepcopy(dict(data))
     for text in overrides:
-        key, eq, raw = text.partition("=")
+        key, eq, _ = text.partition("=")
         keys = key.split(".")
         if not eq or not all(keys):
             raise ConfigError(f"malformed override {text!r}: expected key.sub=value, e.g. optim.lr=1e-3")
-        try:
-            value = yaml.load(raw, Loader=_Loader)
-        except yaml.YAMLError as e:
-            why = getattr(e, "problem", None) or e
-            raise ConfigError(f"override {text!r}: {raw!r} is not a valid YAML value ({why})") from e
+        value = _override_value(text)
         node = out
         for i, key in enumerate(keys[:-1]):
             if node.get(key) is None:
@@ -230,10 +290,75 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
     return out
 
 
+def _field_at(cls: type, keys: Sequence[str]) -> dataclasses.Field[Any] | None:
+    """The dataclass field that dotted ``keys`` name inside ``cls`` (through nested and optional
+    sections), or None."""
+    found = None
+    for key in keys:
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            return None
+        found = next((f for f in dataclasses.fields(cls) if f.name == key), None)
+        if found is None:
+            return None
+        tp = get_type_hints(cls)[key]
+        arms = [a for a in get_args(tp) if a is not type(None)] if get_origin(tp) in _UNIONS else [tp]
+        cls = arms[0] if len(arms) == 1 else None  # type: ignore[assignment]
+    return found
+
+
+def _section(data: Any, keys: Sequence[str]) -> dict[str, Any] | None:
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else None
+
+
+def _note(text: str) -> None:
+    print(f"note: {text}", file=sys.stderr)  # stderr: --print-config keeps stdout pure YAML
+
+
+def _drop_replaced(cls: type, data: dict[str, Any], path: Any, overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of file ``data`` without what the ``overrides`` replace (see the module doc): the old
+    source's keys of a section whose ``source`` is overridden, and a field's file-set alternatives."""
+    out = copy.deepcopy(data)
+    given = {t.partition("=")[0] for t in overrides}
+    for text in overrides:
+        key = text.partition("=")[0]
+        keys = key.split(".")
+        if not all(keys):
+            continue  # a malformed override: apply_overrides names it
+        f = _field_at(cls, keys)
+        others = f.metadata.get("alternatives", ()) if f is not None else ()
+        for other_key in (".".join([*keys[:-1], other]) for other in others):
+            if other_key in given:
+                raise ConfigError(f"overrides '{key}' and '{other_key}' say the same thing two ways; give only one")
+        parent = _section(out, keys[:-1])
+        if parent is None:
+            continue  # nothing in the file to replace
+        if keys[-1] == "source" and len(keys) > 1:
+            new = _override_value(text)
+            known = [k for k in (f(new) for f in _source_keys) if k is not None] if isinstance(new, str) else []
+            if known and parent.get("source") not in (None, new):
+                stale = [k for k in parent if k != "source" and k not in known[0]]
+                for k in stale:
+                    del parent[k]
+                if stale:
+                    where = ".".join(keys[:-1])
+                    _note(f"{key}={new} (override) replaces the source {parent['source']!r} of file '{path}': "
+                          f"dropped its keys {', '.join(f'{where}.{k}' for k in stale)}, which {new} does not have")
+            continue
+        for other in others:
+            if other in parent:
+                _note(f"{key} (override) replaces {'.'.join([*keys[:-1], other])}={parent.pop(other)!r} of file "
+                      f"'{path}'")
+    return out
+
+
 def load_config(cls: type[T], path: str | os.PathLike[str] | None, overrides: Sequence[str] = ()) -> T:
     """Defaults of ``cls``, then YAML file ``path`` (if any), then ``overrides``; errors name the
-    file or the override that set the offending key."""
-    data = apply_overrides(load_yaml(path) if path is not None else {}, overrides)
+    file or the override that set the offending key. An override of ``S.source`` or of a field with
+    ``alternatives`` drops what it replaces in the file (see the module doc)."""
+    data = load_yaml(path) if path is not None else {}
+    data = apply_overrides(_drop_replaced(cls, data, path, overrides), overrides)
     origins = {"": f"file '{path}'"} if path is not None else {}
     origins.update({t.partition("=")[0]: f"override {t!r}" for t in overrides})
     return from_dict(cls, data, origins=origins)

@@ -9,9 +9,10 @@ model's modality and summary, a data source's config class). Entries are added i
     @LOSSES.register("sce")
     def scaled_cosine_error(pred, target, weight=None, gamma=3.0): ...
 
-Two lazy forms: a registry made with `modules=(...)` imports those modules (which register their
-entries) the first time it is read, so the registry's own module imports none of them (the data
-sources of every modality); a name whose object lives in a module with optional dependencies
+Two lazy forms: a registry made with `modules=(...)` (or given them later by `defer(...)`) imports
+those modules (which register their entries) the first time it is read, so the registry's own
+module imports none of them (the data sources of every modality; the model presets, which the
+package `anymae` defers so that `import anymae` and `anymae --help` import no model code); a name whose object lives in a module with optional dependencies
 registers with `register_lazy(name, module, **meta)`: it is listed, and looking it up imports the
 module, which registers the object (or fails with a message naming the extra to install). Looking
 up an unknown name raises `UnknownNameError` listing the known names and the closest one.
@@ -26,11 +27,12 @@ import fnmatch
 import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar, overload
-
-from torch import nn
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from anymae.core.config import ConfigError
+
+if TYPE_CHECKING:  # torch is imported by the registered modules, not by reading the registry
+    from torch import nn
 
 T = TypeVar("T")
 _LISTED = 24  # an error message lists every known name up to this many, else only the close ones
@@ -77,6 +79,10 @@ class Registry(Mapping[str, T]):
         self.hint = hint
         self._entries: dict[str, Entry[T]] = {}
         self._pending = list(modules)
+
+    def defer(self, *modules: str) -> None:
+        """Import `modules` (which register entries) the first time the registry is read, not now."""
+        self._pending.extend(m for m in modules if m not in self._pending)
 
     def _load(self) -> None:
         """Import the registering modules not imported yet (each once, also when one reads back)."""

@@ -15,6 +15,9 @@ of probing with `getattr` / `hasattr`:
 | `set_epoch(e)` | no | select epoch e's randomness (called before each epoch) | nothing to do |
 | `skipped()` | no | distinct unreadable items skipped so far (`on_error="skip"`) | 0 |
 | `skip_report()` | no | one line naming the skipped items, for the end of a run | "" |
+| `skipped_indices()` | no | the indices of the items skipped so far; evaluation drops them from its scores instead of scoring their substitutes | [] |
+| `decode_cache` | no | the reader's cache of decoded files (`datasets.cache.DecodeCache`), which `run.cache` fills | None (nothing to cache) |
+| `stream` | no | what a training stream reads instead of indices (tar shards: `datasets.shards.ShardDataset`; the engine draws its batches with `tasks/train/stream.py`) | None (read by index) |
 
 Wrappers (`DatasetView` and its subclasses: `SeededSamples`, subsets, channel views) forward the
 members to the dataset they wrap, explicitly; nothing walks `.dataset` chains. A dataset from
@@ -26,17 +29,21 @@ elsewhere (a torch `TensorDataset`, a user's class) enters through `as_samples`,
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
+
+if TYPE_CHECKING:
+    from anymae.datasets.cache import DecodeCache
 
 Collate = Callable[[list[Any]], Any]
 Labels = Sequence[int] | Tensor | None
 
 # The optional members whose presence on a class that does not subclass SampleDataset means the
 # author meant to follow the contract (`labels` is left out: many foreign datasets carry one).
-_BEHAVIOUR_MEMBERS = ("collate_x", "collate", "num_views", "inputs_per_item", "set_epoch", "skipped", "skip_report")
+_BEHAVIOUR_MEMBERS = ("collate_x", "collate", "num_views", "inputs_per_item", "set_epoch", "skipped", "skip_report",
+                      "skipped_indices", "decode_cache")
 
 
 @runtime_checkable
@@ -50,6 +57,8 @@ class SampleDataset(Protocol):
     num_views: int = 1
     inputs_per_item: int = 1
     labels: Labels = None
+    decode_cache: DecodeCache | None = None
+    stream: Any = None
 
     def __len__(self) -> int: ...
 
@@ -74,6 +83,10 @@ class SampleDataset(Protocol):
     def skip_report(self) -> str:
         """One line for an end-of-run report on skipped items (default: empty)."""
         return ""
+
+    def skipped_indices(self) -> list[int]:
+        """Indices of the items skipped so far, ascending (default: none)."""
+        return []
 
 
 def collate_samples(items: Sequence[Sequence[Any]], collate_x: Collate) -> tuple[Any, ...]:
@@ -159,6 +172,14 @@ class DatasetView(Dataset, SampleDataset):
     def labels(self) -> Labels:
         return self.dataset.labels
 
+    @property  # type: ignore[override]
+    def decode_cache(self) -> DecodeCache | None:
+        return self.dataset.decode_cache
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return self.dataset.stream
+
     def collate_x(self, xs: list[Any]) -> Any:
         return self.dataset.collate_x(xs)
 
@@ -170,6 +191,9 @@ class DatasetView(Dataset, SampleDataset):
 
     def skip_report(self) -> str:
         return self.dataset.skip_report()
+
+    def skipped_indices(self) -> list[int]:
+        return self.dataset.skipped_indices()
 
 
 class SubsetView(DatasetView):
@@ -191,3 +215,13 @@ class SubsetView(DatasetView):
         if inner is None:
             return None
         return inner[self.indices] if isinstance(inner, Tensor) else [inner[i] for i in self.indices]
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        """None: a subset is read by index (its items, not the whole stream)."""
+        return None
+
+    def skipped_indices(self) -> list[int]:
+        """The positions in this view whose item is skipped in the wrapped dataset."""
+        inner = set(self.dataset.skipped_indices())
+        return [p for p, i in enumerate(self.indices) if i in inner]

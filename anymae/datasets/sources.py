@@ -21,11 +21,12 @@ fields of that reading (`files=`):
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Literal
 
 from torch.utils.data import Dataset
 
-from anymae.core.config import ConfigError, from_dict
+from anymae.core.config import ConfigError, from_dict, register_source_keys
 from anymae.core.registry import Entry, Registry
 
 Augment = Literal["pretrain", "finetune", False]
@@ -37,7 +38,7 @@ SOURCES: Registry[Builder] = Registry(
     "data source", hint="`anymae info` lists every source with its keys",
     modules=("anymae.datasets.image.sources", "anymae.datasets.points.sources",
              "anymae.datasets.multichannel.sources", "anymae.datasets.audio.sources",
-             "anymae.datasets.graph.sources", "anymae.datasets.video.sources"),
+             "anymae.datasets.graph.sources", "anymae.datasets.video.sources", "anymae.datasets.shards.sources"),
 )
 
 
@@ -46,6 +47,17 @@ def source_entry(name: Any) -> Entry[Builder]:
     if not isinstance(name, str):
         raise ConfigError(f"data.source={name!r}: expected a source name, one of {', '.join(SOURCES.names())}")
     return SOURCES.entry(name)
+
+
+def _keys_of(name: str) -> list[str] | None:
+    """The keys of source `name`'s config (None if unknown): `data.source=NAME` overrides drop the
+    file's other keys (`anymae.core.config.register_source_keys`)."""
+    entry = next((e for e in SOURCES.entries() if e.name == name), None)
+    config = entry.meta.get("config") if entry is not None else None
+    return None if config is None else ["source", *(f.name for f in dataclasses.fields(config))]
+
+
+register_source_keys(_keys_of)
 
 
 def files_section(modality: str, root: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ Importing this module needs torch_geometric (the `graph` extra).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +28,43 @@ from anymae.core.tokens import Tokens
 from anymae.extras import require
 
 _pyg_nn = require("torch_geometric.nn", "graph", purpose="graph neural network layers")
+
+
+# torch_geometric renders a jinja template of `propagate` / `edge_updater` for every
+# MessagePassing class a process builds and writes it to a new `NamedTemporaryFile(delete=False)`
+# in the temp dir (`torch_geometric.template.module_from_template`): one new .py file per conv
+# class per run, never removed. The code is only a TorchScript aid; MessagePassing refuses to
+# template a class that defines its own `propagate` / `edge_updater` and keeps that method, so
+# the convolutions here define both as plain calls of the generic ones: no generated code at all.
+
+
+def _generic_propagate(self: Any, edge_index: Tensor, size: Any = None, **kwargs: Any) -> Tensor:
+    return _pyg_nn.MessagePassing.propagate(self, edge_index, size, **kwargs)
+
+
+def _generic_edge_updater(self: Any, edge_index: Tensor, size: Any = None, **kwargs: Any) -> Tensor:
+    return _pyg_nn.MessagePassing.edge_updater(self, edge_index, size, **kwargs)
+
+
+class GATConv(_pyg_nn.GATConv):  # type: ignore[misc, name-defined]
+    """PyG's `GATConv` without generated code (see above)."""
+
+    propagate = _generic_propagate
+    edge_updater = _generic_edge_updater
+
+
+class GINConv(_pyg_nn.GINConv):  # type: ignore[misc, name-defined]
+    """PyG's `GINConv` without generated code (see above)."""
+
+    propagate = _generic_propagate
+    edge_updater = _generic_edge_updater
+
+
+class GCNConv(_pyg_nn.GCNConv):  # type: ignore[misc, name-defined]
+    """PyG's `GCNConv` without generated code (see above)."""
+
+    propagate = _generic_propagate
+    edge_updater = _generic_edge_updater
 
 
 def make_activation(name: str | None) -> nn.Module:
@@ -104,7 +142,7 @@ class GNN(nn.Module):
 
 
 def _gat_conv(in_dim: int, per_head: int, heads: int, attn_drop: float, negative_slope: float) -> nn.Module:
-    conv = _pyg_nn.GATConv(
+    conv = GATConv(
         in_dim, per_head, heads, concat=True, negative_slope=negative_slope, dropout=attn_drop,
         add_self_loops=False, bias=True,  # self-loops come with the tokens (GraphMAE adds them to the graph)
     )
@@ -182,7 +220,7 @@ def gin(
         apply: nn.Module = _mlp(i, num_hidden, o, norm, activation)
         if keep:  # the reference's ApplyNodeFunc: norm and activation after the MLP
             apply = nn.Sequential(apply, make_norm(norm, o), make_activation(activation))
-        conv = _pyg_nn.GINConv(apply, eps=0.0, train_eps=False)
+        conv = GINConv(apply, eps=0.0, train_eps=False)
         return GNNLayer(conv, i, o, dropout=in_drop, residual=residual and keep)
 
     if num_layers == 1:
@@ -213,7 +251,7 @@ def gcn(
     """
     def layer(i: int, o: int, last: bool) -> GNNLayer:
         keep = encoding or not last
-        conv = _pyg_nn.GCNConv(i, o, add_self_loops=False, normalize=True, bias=True)
+        conv = GCNConv(i, o, add_self_loops=False, normalize=True, bias=True)
         return GNNLayer(
             conv, i, o, dropout=in_drop, residual=residual and keep, norm=norm if keep else None,
             activation=activation if keep else None,

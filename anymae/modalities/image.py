@@ -8,6 +8,7 @@ ViT-B/16, ViT-L/16, ViT-H/14 with the 512-wide, 8-block, 16-head decoder, plus C
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,22 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 # uint8 mid-gray (128) on [0, 1]; not 0.5, whose 127.5 would round to 127 or 128 by float noise.
 MID_GRAY: float = 128 / 255
+
+# Pictures draw values that are NaN or ±Inf in this colour (and say how many in a warning).
+NONFINITE_RGB: tuple[int, int, int] = (255, 0, 255)
+
+log = logging.getLogger(__name__)
+
+
+def mark_nonfinite(pictures: np.ndarray, bad: np.ndarray, what: str) -> np.ndarray:
+    """Paint the pixels of B×H×W×3 uint8 `pictures` where `bad` (B×H×W) holds in `NONFINITE_RGB`,
+    and log one warning with their count (`what` names the pictures); no-op when none is bad."""
+    count = int(bad.sum())
+    if count:
+        pictures = np.array(pictures)  # a writable copy (renderers may return broadcast views)
+        pictures[bad] = NONFINITE_RGB
+        log.warning("%s: %d pixel(s) came from NaN or Inf values, drawn in magenta %s", what, count, NONFINITE_RGB)
+    return pictures
 
 
 def _pair(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
@@ -115,7 +132,8 @@ class ImageTokenizer(nn.Module):
 
         Un-normalizes with the dataset's `mean`/`std` (`x * std + mean`), clamps to [0, 1] and
         rounds to 0..255. One or two channels render channel 0 as gray; three or more render
-        the first three as RGB (any further channels are not shown).
+        the first three as RGB (any further channels are not shown). A pixel with a NaN or Inf
+        value in a rendered channel is drawn in magenta `NONFINITE_RGB` (`mark_nonfinite` warns).
 
         Args:
             batch: B×C×H×W images (C = in_chans), as the dataset normalized them.
@@ -133,8 +151,9 @@ class ImageTokenizer(nn.Module):
         x = batch.detach().float().cpu()
         x = x * s.view(1, -1, 1, 1) + m.view(1, -1, 1, 1)  # B×C×H×W on [0, 1]
         x = x[:, :3] if self.in_chans >= 3 else x[:, :1].expand(-1, 3, -1, -1)  # B×3×H×W
-        rgb = rearrange(x.clamp(0.0, 1.0), "b c h w -> b h w c")  # B×H×W×3
-        return (rgb * 255).round().to(torch.uint8).numpy()
+        bad = (~torch.isfinite(x)).any(dim=1).numpy()  # B×H×W
+        rgb = rearrange(x.nan_to_num(0.0).clamp(0.0, 1.0), "b c h w -> b h w c")  # B×H×W×3
+        return mark_nonfinite((rgb * 255).round().to(torch.uint8).numpy(), bad, "image pictures")
 
     def picture_fill(
         self,

@@ -45,7 +45,7 @@ from anymae.core.pos_embed import LearnedTable
 from anymae.core.registry import register_model
 from anymae.core.tokens import Tokens
 from anymae.core.transformer import init_trunc_normal_
-from anymae.modalities.image import MID_GRAY, _pair
+from anymae.modalities.image import MID_GRAY, _pair, mark_nonfinite
 
 # Rendering of standardized values: [low, high] maps to black..white (see `to_pictures`).
 RENDER_LOW, RENDER_HIGH = -2.5, 2.5
@@ -232,19 +232,23 @@ class ChannelTokenizer(nn.Module):
         """Channels side by side in gray (2 white pixels between them): B×H×(C·W + 2(C-1))×3 uint8.
 
         A value v renders as the gray `(v - low) / (high - low)` clamped to [0, 1]; the defaults
-        suit standardized channels (mean 0, std 1: ±2.5 std).
+        suit standardized channels (mean 0, std 1: ±2.5 std). NaN and ±Inf values are drawn in
+        magenta (`image.mark_nonfinite`, which warns), not as black or white.
         """
         if not isinstance(batch, ChannelStack) or batch.pixels.ndim != 4:
             raise ValueError(f"to_pictures expects a ChannelStack batch, got {type(batch).__name__}")
         if not high > low:
             raise ValueError(f"to_pictures needs high > low, got low={low}, high={high}")
-        x = ((batch.pixels.detach().float().cpu() - low) / (high - low)).clamp(0.0, 1.0)  # B×C×H×W
+        raw = batch.pixels.detach().float().cpu()  # B×C×H×W
+        x = ((raw.nan_to_num(0.0) - low) / (high - low)).clamp(0.0, 1.0)  # B×C×H×W
         b, c, h, w = x.shape
         canvas = torch.ones(b, h, c * w + _GAP * (c - 1))  # B×H×W'
+        bad = torch.zeros(b, h, c * w + _GAP * (c - 1), dtype=torch.bool)  # B×H×W'
         for i in range(c):
             canvas[:, :, i * (w + _GAP) : i * (w + _GAP) + w] = x[:, i]
+            bad[:, :, i * (w + _GAP) : i * (w + _GAP) + w] = ~torch.isfinite(raw[:, i])
         gray = (canvas * 255).round().to(torch.uint8)
-        return repeat(gray, "b h w -> b h w k", k=3).numpy()
+        return mark_nonfinite(repeat(gray, "b h w -> b h w k", k=3).numpy(), bad.numpy(), "multi-channel pictures")
 
     def picture_fill(
         self, tokens: Tokens, level: float = MID_GRAY, low: float = RENDER_LOW, high: float = RENDER_HIGH

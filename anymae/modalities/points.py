@@ -71,6 +71,8 @@ class PointTokenizer(nn.Module):
         grouping_backend: "torch" or "pytorch3d" (when installed), see `points_grouping`.
     """
 
+    picture_hidden = "not drawn"  # the masked panel's legend: `picture_fill` leaves hidden groups out
+
     def __init__(
         self, num_points: int, num_group: int, group_size: int, dim: int, *, grouping_backend: str = "torch"
     ) -> None:
@@ -148,7 +150,8 @@ class PointTokenizer(nn.Module):
         return np.stack(pictures)
 
     def picture_fill(self, tokens: Tokens, level: float = 0.5, **render: Any) -> Tensor:
-        """NaN for every value of a hidden group: `to_pictures` drops those points (`level` unused)."""
+        """NaN for every value of a hidden group: `to_pictures` drops those points (`level` unused),
+        as Point-MAE's figures show masked clouds; the panel's title says so (`picture_hidden`)."""
         ref = tokens.target if tokens.target is not None else tokens.x
         return torch.full((1, 1, 3 * self.group_size), float("nan"), dtype=ref.dtype, device=ref.device)
 

@@ -38,7 +38,7 @@ def _in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_commands_are_the_documented_ones() -> None:
     assert set(BY_NAME) == {"pretrain", "finetune", "probe", "fewshot", "probe-nodes", "reconstruct", "export",
-                            "info", "stats", "channel-subsets", "demo"}
+                            "info", "stats", "channel-subsets", "shard", "demo"}
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)

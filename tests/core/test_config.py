@@ -13,7 +13,9 @@ import yaml
 from anymae.core import config as cfgmod
 from anymae.core.config import (
     ConfigError,
+    alternatives,
     apply_overrides,
+    check_field,
     describe,
     dump_yaml,
     from_dict,
@@ -294,3 +296,73 @@ def test_describe_lists_every_key_type_and_effective_default() -> None:
     assert rows["optim.betas"] == "tuple[float, float] = (0.9, 0.95)"
     assert rows["model.pool"] == "str | None = None" and rows["probe"] == "Mask | None = None"
     assert rows["probe.ratio"] == "float = 0.75"
+
+
+# ---------------------------------------------------------------- what an override replaces
+
+
+@dataclass
+class Steps:
+    out_dir: str = "runs/x"
+    max_steps: Optional[int] = None
+    blr: float = field(default=1.5e-4, metadata=alternatives("lr"))
+    lr: Optional[float] = field(default=None, metadata=alternatives("blr"))
+
+    def __post_init__(self) -> None:
+        check_field(self.max_steps is None or self.max_steps >= 1, "max_steps", self.max_steps, "None or >= 1")
+        if self.out_dir == "bad":
+            raise ValueError("out_dir may not be 'bad'")
+
+
+@dataclass
+class Job:
+    run: Steps = field(default_factory=Steps)
+    data: dict[str, Any] = field(default_factory=dict)
+    test_data: Optional[dict[str, Any]] = None
+
+
+def test_a_field_check_is_blamed_on_its_own_key_not_the_last_override_of_its_section() -> None:
+    msg = _error(load_config, Job, None, ["run.max_steps=0", "run.out_dir=x"])
+    assert msg.startswith("invalid config key 'run.max_steps' (from override 'run.max_steps=0') (Steps): "
+                          "max_steps=0: expected None or >= 1")
+    assert "out_dir=x" not in msg
+    msg = _error(load_config, Job, None, ["run.max_steps=2", "run.out_dir=bad"])  # a check of the whole section
+    assert "invalid config 'run' (Steps): out_dir may not be 'bad'" in msg and "max_steps=2" not in msg
+
+
+def test_overriding_a_source_drops_the_file_keys_the_new_source_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = {"shapes": ["source", "n", "num_points"], "files": ["source", "root", "num_points"]}
+    monkeypatch.setattr(cfgmod, "_source_keys", [keys.get])
+    path = tmp_path / "job.yaml"
+    path.write_text("data: {source: shapes, n: 256, num_points: 64}\ntest_data: {source: shapes, n: 8}\n")
+    cfg = load_config(Job, path, ["data.source=files", "data.root=./clouds", "test_data.source=files"])
+    assert cfg.data == {"source": "files", "num_points": 64, "root": "./clouds"}  # n belonged to 'shapes'
+    assert cfg.test_data == {"source": "files"}
+    notes = capsys.readouterr().err.splitlines()
+    assert notes == [
+        f"note: data.source=files (override) replaces the source 'shapes' of file '{path}': dropped its keys "
+        "data.n, which files does not have",
+        f"note: test_data.source=files (override) replaces the source 'shapes' of file '{path}': dropped its "
+        "keys test_data.n, which files does not have",
+    ]
+    # the same source, or a source the hook does not know: the file's keys stay (and are checked later)
+    assert load_config(Job, path, ["data.source=shapes"]).data["n"] == 256
+    assert load_config(Job, path, ["data.source=unknown"]).data == {"source": "unknown", "n": 256, "num_points": 64}
+    assert load_config(Job, path, ["data.n=3"]).data["n"] == 3
+
+
+def test_an_overridden_alternative_clears_the_one_the_file_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text("run: {lr: 0.001}\n")
+    assert load_config(Job, path).run.lr == 0.001
+    cfg = load_config(Job, path, ["run.blr=0.5"])
+    assert cfg.run.blr == 0.5 and cfg.run.lr is None  # the command line wins; the file's lr is cleared
+    assert capsys.readouterr().err == f"note: run.blr (override) replaces run.lr=0.001 of file '{path}'\n"
+    assert load_config(Job, path, ["run.lr=0.01"]).run.lr == 0.01
+    for file in (path, None):
+        msg = _error(load_config, Job, file, ["run.blr=0.5", "run.lr=0.01"])
+        assert msg == "overrides 'run.blr' and 'run.lr' say the same thing two ways; give only one"

@@ -139,3 +139,28 @@ def test_graphmae_optimizer_is_adam_decaying_every_parameter() -> None:
     assert opt.param_groups[0]["weight_decay"] == 2e-4 and len(opt.param_groups[0]["params"]) == len(list(model.parameters()))
     default = build_optimizer(model, lr=1e-3, weight_decay=2e-4)
     assert type(default) is torch.optim.AdamW and {g["weight_decay"] for g in default.param_groups} == {0.0, 2e-4}
+
+
+_BUILD_TWICE = """
+import torch, anymae
+from anymae.modalities.graph_data import stochastic_block_graph
+g = stochastic_block_graph((5, 5), 0.5, 0.1, 8, generator=torch.Generator().manual_seed(0))
+for _ in range(2):
+    for enc in ("gat", "gin", "gcn"):
+        model = anymae.create_model("graphmae_gat_tiny", in_dim=8, num_hidden=8, num_heads=2, encoder=enc, decoder=enc)
+        model.eval().features(g)
+"""
+
+
+def test_building_graph_models_writes_no_code_into_the_temp_dir(tmp_path) -> None:
+    """torch_geometric writes a new generated `*_propagate_*.py` into the temp dir for each conv class
+    in each fresh process; a fresh process that builds and runs GAT / GIN / GCN twice writes none."""
+    import os
+    import subprocess
+    import sys
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    subprocess.run([sys.executable, "-c", _BUILD_TWICE], env=env, check=True, timeout=240)
+    assert sorted(p.name for p in temp.rglob("*.py")) == []

@@ -85,3 +85,18 @@ def test_block_masking_preset_option() -> None:
     model = anymae.create_model("mae_vit_tiny_patch4", masking="block", mask_ratio=0.4, depth=1, decoder_depth=1)
     out = model(torch.randn(2, 3, 32, 32), seeds=torch.arange(2))
     assert torch.equal(out.mask.sum(1), torch.full((2,), float(int(64 * 0.4))))
+
+
+def test_pictures_draw_nan_and_inf_in_magenta(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    tok = anymae.create_model("mae_vit_tiny_patch4", img_size=32, depth=1, decoder_depth=1).tokenizer
+    x = torch.zeros(1, 3, 32, 32)  # the mean colour after un-normalizing
+    x[0, 1, 7, 9] = float("-inf")  # would clamp to 0
+    x[0, 2, 0, 0] = float("nan")
+    with caplog.at_level(logging.WARNING, logger="anymae.modalities.image"):
+        pic = tok.to_pictures(x, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    magenta = (pic[0] == (255, 0, 255)).all(-1)
+    assert magenta.sum() == 2 and magenta[7, 9] and magenta[0, 0]
+    assert (pic[0][~magenta] == 128).all()  # 0.5 -> 127.5 rounds to 128
+    assert "2 pixel(s) came from NaN or Inf values" in caplog.records[0].getMessage()

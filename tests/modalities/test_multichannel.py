@@ -174,3 +174,20 @@ def test_errors_name_the_problem() -> None:
         collate_stacks([ChannelStack(torch.zeros(2, 4, 4), [0, 1]), ChannelStack(torch.zeros(3, 4, 4), [0, 1, 2])])
     batch = collate_stacks([ChannelStack(torch.zeros(2, 4, 4), [0, 1]), ChannelStack(torch.zeros(2, 4, 4), [1, 0])])
     assert batch.channels.shape == (2, 2) and batch.shape == (2, 2, 4, 4)
+
+
+def test_pictures_draw_nan_and_inf_in_magenta_and_say_so(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    tok = anymae.create_model("chamaevit_tiny_patch8", **TINY).tokenizer
+    x = ChannelStack(torch.zeros(1, 3, 32, 32), torch.tensor([0, 1, 2]))
+    x.pixels[0, 0, 3, 4] = float("nan")
+    x.pixels[0, 2, 5, 6] = float("inf")  # would clamp to white
+    with caplog.at_level(logging.WARNING, logger="anymae.modalities.image"):
+        pic = tok.to_pictures(x)
+    magenta = (pic[0] == (255, 0, 255)).all(-1)  # H×W'
+    assert magenta.sum() == 2 and magenta[3, 4] and magenta[5, 68 + 6]
+    assert (pic[0, :, :32][~magenta[:, :32]] == 128).all()  # the other pixels as before
+    assert [r.getMessage() for r in caplog.records] == [
+        "multi-channel pictures: 2 pixel(s) came from NaN or Inf values, drawn in magenta (255, 0, 255)"
+    ]

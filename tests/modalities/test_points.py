@@ -215,3 +215,22 @@ def test_pictures_drop_hidden_groups() -> None:
     assert white(panels["masked"][0]) > white(panels["input"][0])  # fewer points drawn
     fill = model.tokenizer.picture_fill(model.tokenizer(x))
     assert torch.isnan(fill).all()
+
+
+def test_masked_picture_matches_its_legend_hidden_groups_not_drawn() -> None:
+    from anymae.tasks.pictures.figures import panel_titles, reconstruction_panels, run_for_pictures
+
+    torch.manual_seed(0)
+    model = anymae.create_model("point_mae_tiny", num_points=64, num_group=8, group_size=8)
+    x = model.tokenizer.example(2)
+    assert panel_titles(model)["masked"] == "masked (hidden = not drawn)"
+    vit = anymae.create_model("mae_vit_tiny_patch4", img_size=32, depth=1, decoder_depth=1)
+    assert panel_titles(vit)["masked"] == "masked (hidden = gray)"  # the default legend stays
+    panels = reconstruction_panels(model, x, seeds=torch.arange(2), render={"size": 64})
+    out = run_for_pictures(model, x, seeds=torch.arange(2))
+    groups = out.tokens.target.view(2, 8, 8, 3) + out.tokens.coords.unsqueeze(2)  # B×G×K×3 absolute points
+    for b in range(2):
+        visible = groups[b][out.mask[b] == 0].reshape(1, -1, 3)  # 1×(G_visible·K)×3
+        assert 0 < visible.shape[1] < 64
+        expected = model.tokenizer.to_pictures(visible, size=64)[0]
+        assert np.array_equal(panels["masked"][b], expected)  # exactly the visible points, nothing else

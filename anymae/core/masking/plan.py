@@ -23,6 +23,7 @@ from typing import Any, Callable, Protocol, Sequence
 import torch
 from torch import Tensor
 
+from anymae.core.config import FieldError
 from anymae.core.registry import Registry
 
 
@@ -142,10 +143,17 @@ class MaskingStrategy(Protocol):
         ...
 
 
-def check_ratio(ratio: float) -> float:
-    """`ratio` as a float; a ValueError unless 0 < ratio < 1."""
-    if not 0.0 < ratio < 1.0:
-        raise ValueError(f"mask ratio must be in (0, 1), got {ratio}")
+def check_ratio(ratio: float, name: str | None = None) -> float:
+    """`ratio` as a float; a `FieldError` (a ValueError) unless 0 < ratio < 1.
+
+    `name` is the parameter's name where the caller knows it; the model builder that passed the
+    value names its own config key (`model.mask_ratio`)."""
+    try:
+        ok = not isinstance(ratio, bool) and 0.0 < float(ratio) < 1.0
+    except (TypeError, ValueError):  # not a number
+        ok = False
+    if not ok:
+        raise FieldError(name, ratio, "a mask ratio in (0, 1) (the share of tokens hidden)")
     return float(ratio)
 
 

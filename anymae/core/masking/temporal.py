@@ -7,6 +7,7 @@ import math
 import torch
 from torch import Tensor
 
+from anymae.core.config import FieldError
 from anymae.core.masking.plan import MASKINGS, SampleRNG, check_ratio
 
 
@@ -58,7 +59,7 @@ class RunningCellMasking:
         self.ratio = check_ratio(ratio)
         self.num_masks = int(4 * self.ratio)
         if not 0 < self.num_masks < 4:
-            raise ValueError(f"running-cell masking needs 0 < int(4 * ratio) < 4, got ratio {ratio}")
+            raise FieldError(None, ratio, "a mask ratio with 0 < int(4 * ratio) < 4 (running-cell masking)")
 
     def _check_grid(self, grid: tuple[int, ...] | None) -> tuple[int, int, int]:
         if grid is None or len(grid) != 3 or grid[1] % 2 or grid[2] % 2:

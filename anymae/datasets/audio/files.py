@@ -1,12 +1,20 @@
 """Audio files -> normalized Kaldi fbank, as Audio-MAE's `dataset.py` makes them, plus its augmentations.
 
-Frontend (`Frontend.fbank`): read the file with soundfile (wav, flac, ogg, mp3; float32 in
-[-1, 1]), mix channels down to mono (the reference keeps only channel 0 of a multi-channel file),
-resample to `sample_rate` with `torchaudio.functional.resample` when the file has another rate
-(the reference does not resample: its frame counts silently change), subtract the waveform mean,
-then `torchaudio.compliance.kaldi.fbank(htk_compat=True, use_energy=False, window_type="hanning",
+Frontend (`Frontend.read`, `Frontend.fbank`): read the beginning of the file with soundfile (wav,
+flac, ogg, mp3; float32 in [-1, 1]), mix channels down to mono (the reference keeps only channel 0
+of a multi-channel file), resample to `sample_rate` with `torchaudio.functional.resample` when the
+file has another rate (the reference does not resample: its frame counts silently change), subtract
+the waveform mean, then `torchaudio.compliance.kaldi.fbank(htk_compat=True, use_energy=False, window_type="hanning",
 num_mel_bins=128, dither=0.0, frame_shift=10)` (25 ms frames), zero-pad or cut to `target_length`
 frames, and normalize `(fbank - mean) / (2 · std)`.
+
+Bounded reads: only the first `MEAN_WINDOWS` × `Frontend.window()` samples (the samples the
+`target_length` frames cover, twice over) are decoded (soundfile reads that many frames, whatever
+the file's length or its header declares), so an hour-long recording costs what a clip costs. The
+mean subtracted is that of the samples read: the whole file's, as in the reference, for every file
+up to twice the window (all AudioSet clips at the default 1024 frames); for longer files the mean
+of their beginning. Rates whose exact resampling filter bank would be huge (coprime rates such as
+44101 Hz) are refused by name instead of allocating gigabytes.
 
 Augmentations (training only, as the reference's dataset applies them):
 - `roll_mag_aug` (AS-2M pretraining): the waveform is multiplied by Beta(10, 10) + 0.5. The
@@ -14,7 +22,8 @@ Augmentations (training only, as the reference's dataset applies them):
   and the roll is always 0; we reproduce the code (magnitude only).
 - `mixup` (fine-tuning, 0.5): with this probability the clip is mixed with a uniformly drawn
   partner at the waveform level, λ ~ Beta(10, 10), the partner padded / cut to the clip's length,
-  the mix mean-subtracted again; labels mix as λ·y1 + (1 - λ)·y2.
+  the mix mean-subtracted again; labels mix as λ·y1 + (1 - λ)·y2. With on_error="skip" a partner
+  that cannot be read is skipped and counted itself (`Skips.get_partner`) and the next one mixed in.
 - SpecAugment (fine-tuning): torchaudio `FrequencyMasking(freqm=48)` then `TimeMasking(timem=192)`
   on the raw fbank (masked values are 0 before normalization, as the reference).
 
@@ -27,6 +36,8 @@ seeds per sample.
 from __future__ import annotations
 
 import logging
+import math
+import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,13 +49,17 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from anymae.datasets.cache import DecodeCache
 from anymae.datasets.contract import SampleDataset
 from anymae.extras import require
-from anymae.datasets.skips import DataError, Skips
+from anymae.datasets.scan import display_name
+from anymae.datasets.skips import DataError, Skips, check_file, reason
 
 logger = logging.getLogger(__name__)
 
 AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".mp3")
+MEAN_WINDOWS = 2  # samples read (and averaged for the mean) = this many fbank windows
+RESAMPLE_LIMIT = 2**24  # most (rate / gcd) products resampled: torchaudio's filter bank grows with it
 # (mean, std) of the raw fbank per dataset (Audio-MAE main_finetune_as.py); normalize by (x - mean) / (2 std).
 NORM_STATS: dict[str, tuple[float, float]] = {
     "audioset": (-4.2677393, 4.5689974),
@@ -53,22 +68,62 @@ NORM_STATS: dict[str, tuple[float, float]] = {
 }
 
 
-def read_audio(path: str | Path) -> tuple[Tensor, int]:
-    """Decode a whole file with soundfile -> (1×L float32 mono waveform, sample rate).
+def _native(path: str | Path) -> str | bytes:
+    """`path` as libsndfile opens it: bytes on POSIX, so that names that are not UTF-8 open too."""
+    return os.fsencode(path) if os.name == "posix" else os.fspath(path)
+
+
+def _decoder_says(text: str) -> str:
+    """libsndfile's error text, except its "does not exist" for bytes it cannot decode (mp3): the file
+    was checked to be a regular file before it was opened."""
+    return "not a decodable audio stream" if "does not exist or is not a regular file" in text else text.strip()
+
+
+def frames_to_read(span: tuple[int, int], sr: int) -> int:
+    """Frames of a file at `sr` Hz that cover `span = (samples, rate)`: the samples scaled to `sr`,
+    plus a margin for the resampling filter (about 7 source samples per output sample period)
+    when the rates differ."""
+    samples, rate = span
+    frames = -(-samples * sr // rate)  # ceil
+    return frames if sr == rate else frames + math.ceil(7 * sr / min(sr, rate)) + 16
+
+
+def read_audio(path: str | Path, span: tuple[int, int] | None = None) -> tuple[Tensor, int]:
+    """Decode a file (or its beginning) with soundfile -> (1×L float32 mono waveform, sample rate).
+
+    Args:
+        path: the file (any name the file system allows, UTF-8 or not).
+        span: `(samples, rate)`: decode only the frames covering the first `samples` samples at
+            `rate` (`frames_to_read`); memory is bounded by the span, not by the file or its header.
+            None decodes the whole file.
 
     Raises:
-        DataError: the file is missing, undecodable, has no samples, or holds NaN / Inf.
+        DataError: naming the file: missing, a directory or a broken link, undecodable, no
+            samples, or NaN / Inf samples.
     """
     sf = require("soundfile", "audio", purpose="reading audio files")
+    check_file(path, "audio file")
+    name = display_name(path)
+    if os.stat(path).st_size == 0:
+        raise DataError(f"audio file {name} is empty (0 bytes)")
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # L×C
-    except Exception as err:  # any decode failure, reported with its type and text
-        raise DataError(f"cannot read audio {path}: {type(err).__name__}: {err}") from err
+        with sf.SoundFile(_native(path)) as f:
+            sr = int(f.samplerate)
+            if sr <= 0:
+                raise DataError(f"audio file {name} declares a sample rate of {sr} Hz")
+            frames = -1 if span is None else frames_to_read(span, sr)
+            data = f.read(frames=frames, dtype="float32", always_2d=True)  # L×C
+    except DataError:
+        raise
+    except sf.LibsndfileError as err:  # libsndfile's own words, without its repeat of the (bytes) path
+        raise DataError(f"cannot read audio {name}: {_decoder_says(err.error_string)}") from err
+    except Exception as err:  # any other decode failure, reported with its type and text
+        raise DataError(f"cannot read audio {name}: {reason(err)}") from err
     if data.shape[0] == 0 or data.shape[1] == 0:
-        raise DataError(f"audio file {path} is empty (0 samples)")
+        raise DataError(f"audio file {name} is empty (0 samples)")
     if not np.isfinite(data).all():
-        raise DataError(f"audio file {path} holds NaN or infinite samples")
-    return torch.from_numpy(data.mean(axis=1, dtype=np.float32)).unsqueeze(0), int(sr)  # 1×L mono
+        raise DataError(f"audio file {name} holds NaN or infinite samples")
+    return torch.from_numpy(data.mean(axis=1, dtype=np.float32)).unsqueeze(0), sr  # 1×L mono
 
 
 @dataclass
@@ -84,12 +139,39 @@ class Frontend:
     std: float = NORM_STATS["audioset"][1]
     normalize: bool = True
 
-    def prepare(self, waveform: Tensor, sr: int) -> Tensor:
-        """1×L waveform at `sr` -> 1×L' at `sample_rate` (resampled if needed), mean subtracted."""
+    def window(self) -> int:
+        """Samples at `sample_rate` that `target_length` frames cover: (T - 1) · shift + frame length."""
+        shift = int(self.sample_rate * self.frame_shift * 0.001)  # kaldi's frame geometry
+        length = int(self.sample_rate * self.frame_length * 0.001)
+        return (self.target_length - 1) * shift + length
+
+    def span(self) -> tuple[int, int]:
+        """What `read` decodes of a file: `(MEAN_WINDOWS · window() samples, sample_rate)`."""
+        return MEAN_WINDOWS * self.window(), self.sample_rate
+
+    def prepare(self, waveform: Tensor, sr: int, *, where: str = "waveform") -> Tensor:
+        """1×L waveform at `sr` -> 1×L' at `sample_rate` (resampled if needed; at most the span's
+        samples kept), mean subtracted.
+
+        Raises:
+            DataError: naming `where`, for a rate whose exact resampling needs a huge filter bank.
+        """
         if sr != self.sample_rate:
+            g = math.gcd(sr, self.sample_rate)
+            if (sr // g) * (self.sample_rate // g) > RESAMPLE_LIMIT:
+                raise DataError(
+                    f"{where}: a sample rate of {sr} Hz cannot be resampled to {self.sample_rate} Hz in bounded "
+                    f"memory (the rates share no large factor); convert the file to a common rate such as 48000 Hz"
+                )
             ta = require("torchaudio", "audio", purpose="resampling audio")
             waveform = ta.functional.resample(waveform, sr, self.sample_rate)
+        waveform = waveform[:, : self.span()[0]]  # 1×L', L' <= MEAN_WINDOWS · window
         return waveform - waveform.mean()
+
+    def read(self, path: str | Path) -> Tensor:
+        """A file -> its first samples (`span`) at `sample_rate`, mean subtracted: 1×L'."""
+        wave, sr = read_audio(path, self.span())
+        return self.prepare(wave, sr, where=display_name(path))
 
     def fbank(self, waveform: Tensor, *, where: str = "waveform") -> Tensor:
         """1×L mean-subtracted waveform at `sample_rate` -> T×F raw log-mel fbank (padded / cut)."""
@@ -115,8 +197,7 @@ class Frontend:
 
     def __call__(self, path: str | Path) -> Tensor:
         """A file -> 1×T×F normalized fbank (no augmentation)."""
-        wave, sr = read_audio(path)
-        return self.norm(self.fbank(self.prepare(wave, sr), where=str(path))).unsqueeze(0)
+        return self.norm(self.fbank(self.read(path), where=display_name(path))).unsqueeze(0)
 
 
 @dataclass
@@ -140,7 +221,8 @@ class AudioClips(Dataset, SampleDataset):
         multilabel: labels are lists of classes (BCE / mAP tasks).
         augment: training augmentations (None = evaluation).
         on_error: "raise" (DataError naming the file) or "skip" (the next readable clip is used;
-            skips are counted across DataLoader workers, as `ImageFiles` does).
+            skips are counted across DataLoader workers, as `ImageFiles` does, and evaluation
+            drops them from its scores: `skipped_indices`).
         classes: class names (index = label).
     """
 
@@ -159,7 +241,7 @@ class AudioClips(Dataset, SampleDataset):
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         if not samples:
-            raise ValueError(f"no audio files found{f' under {root}' if root else ''}")
+            raise ValueError(f"no audio files found{f' under {display_name(root)}' if root else ''}")
         self.samples = list(samples)
         self.frontend = frontend
         self.num_classes = num_classes
@@ -169,6 +251,7 @@ class AudioClips(Dataset, SampleDataset):
         self.classes = list(classes)
         self.root = Path(root)
         self._skips = Skips(len(self.samples), "audio file", f"AudioClips({self.root})", on_error, problem="unusable")
+        self.decode_cache = DecodeCache(self._decode, len(self.samples), f"AudioClips({self.root})")
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -191,19 +274,23 @@ class AudioClips(Dataset, SampleDataset):
         return y
 
     def _wave(self, j: int) -> Tensor:
-        wave, sr = read_audio(self.samples[j][0])
-        wave = self.frontend.prepare(wave, sr)
+        """Clip j's waveform (1×L at the frontend's rate, mean subtracted), magnitude-augmented."""
+        wave = self.decode_cache(j)
         if self.augment.roll_mag:
             wave = wave * float(np.random.beta(10, 10) + 0.5)
         return wave
+
+    def _decode(self, j: int) -> Tensor:
+        """Clip j's waveform before augmentation (deterministic: what `run.cache` keeps, see `datasets.cache`)."""
+        return self.frontend.read(self.samples[j][0])
 
     def _load(self, index: int) -> tuple[Tensor, Any]:
         path, label = self.samples[index]
         wave = self._wave(index)
         target: Any = self._target(label) if self.soft_labels else label
         if self.augment.mixup > 0 and random.random() < self.augment.mixup:
-            other = random.randint(0, len(self.samples) - 1)
-            wave2 = self._wave(other)
+            # a bad partner is flagged itself and the next one drawn (never blamed on this clip)
+            other, wave2 = self._skips.get_partner(random.randint(0, len(self.samples) - 1), self._wave)
             n = wave.shape[1]
             wave2 = torch.nn.functional.pad(wave2, (0, max(0, n - wave2.shape[1])))[:, :n]  # pad / cut to n
             lam = float(np.random.beta(10, 10))
@@ -211,7 +298,7 @@ class AudioClips(Dataset, SampleDataset):
             wave = mixed - mixed.mean()
             if self.soft_labels:
                 target = lam * target + (1 - lam) * self._target(self.samples[other][1])
-        fb = self.frontend.fbank(wave, where=str(path))  # T×F raw
+        fb = self.frontend.fbank(wave, where=display_name(path))  # T×F raw
         if self.augment.freqm or self.augment.timem:
             ta = require("torchaudio", "audio", purpose="SpecAugment")
             spec = fb.t().unsqueeze(0)  # 1×F×T (torchaudio's (..., freq, time))
@@ -231,4 +318,8 @@ class AudioClips(Dataset, SampleDataset):
 
     def skip_report(self) -> str:
         """One line: the skip count and the first skipped names."""
-        return self._skips.report(lambda j: str(self.samples[j][0]))
+        return self._skips.report(lambda j: display_name(self.samples[j][0]))
+
+    def skipped_indices(self) -> list[int]:
+        """The clips skipped so far (evaluation drops them from its scores)."""
+        return self._skips.indices()

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from anymae.core.config import ConfigError
 from anymae.datasets.audio.files import AUDIO_EXTENSIONS, NORM_STATS, AudioClips, Augment, Frontend
-from anymae.datasets.image.files import _scan
+from anymae.datasets.scan import scan_folder
 from anymae.datasets.sources import SOURCES
 
 
@@ -107,7 +107,7 @@ def _audio_folder(cfg: AudioFolderSource, split: str, augment: Any, model_config
     if not cfg.root:
         raise ConfigError("data.root: expected an audio file or a folder of audio files")
     try:
-        classes, samples = _scan(Path(cfg.root), cfg.layout, AUDIO_EXTENSIONS)
+        classes, samples = scan_folder(Path(cfg.root), cfg.layout, AUDIO_EXTENSIONS, what="audio")
     except ValueError as err:  # the image scanner's messages, worded for audio
         raise ConfigError(str(err).replace("image", "audio")) from None
     return _clips(cfg, samples, augment, model_config, num_classes=len(classes), classes=classes, root=cfg.root)

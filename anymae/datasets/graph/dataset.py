@@ -12,9 +12,46 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from anymae.datasets.contract import SampleDataset
-from anymae.datasets.graph.readers import GraphDataError
+from anymae.datasets.graph.tables import GraphDataError
 from anymae.modalities.graph_data import Graphs, collate_graphs, stochastic_block_graph
 
+
+def _apportion(total: int, sizes: list[int], caps: list[int]) -> list[int]:
+    """`total` split over classes in proportion to `sizes` (Hamilton's largest remainders; ties to
+    the lower class), no class above its cap."""
+    whole = sum(sizes)
+    exact = [total * s / whole for s in sizes]
+    out = [min(int(e), c) for e, c in zip(exact, caps)]
+    order = sorted(range(len(sizes)), key=lambda k: (-(exact[k] - int(exact[k])), k))
+    while sum(out) < total and any(o < c for o, c in zip(out, caps)):
+        for k in order:
+            if sum(out) < total and out[k] < caps[k]:
+                out[k] += 1
+    return out
+
+
+def stratified_split(labels: Tensor, train: float, val: float, seed: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Three disjoint N bool masks over the labelled nodes (label >= 0), stratified by class.
+
+    Of the L labelled nodes `int(train·L)` train and `int(val·L)` validate, the rest test; each
+    class gives each split a share proportional to its size (`_apportion`), its nodes taken in the
+    order of a permutation drawn per class (classes in increasing order) from one generator
+    seeded with `seed`. Unlabelled nodes (-1) are in no mask.
+    """
+    if not (0 < train and 0 <= val and train + val < 1):
+        raise GraphDataError(f"split ratios train={train}, val={val}: expected train > 0, val >= 0, train + val < 1")
+    classes = torch.unique(labels[labels >= 0])  # C, sorted
+    members = [torch.nonzero(labels == c).flatten() for c in classes]
+    sizes = [len(m) for m in members]
+    n = sum(sizes)
+    n_train = _apportion(int(train * n), sizes, sizes) if n else []
+    n_val = _apportion(int(val * n), sizes, [s - t for s, t in zip(sizes, n_train)]) if n else []
+    gen = torch.Generator().manual_seed(seed)
+    masks = [torch.zeros(len(labels), dtype=torch.bool) for _ in range(3)]
+    for nodes, k_tr, k_va in zip(members, n_train, n_val):
+        nodes = nodes[torch.randperm(len(nodes), generator=gen)]
+        masks[0][nodes[:k_tr]], masks[1][nodes[k_tr : k_tr + k_va]], masks[2][nodes[k_tr + k_va :]] = True, True, True
+    return masks[0], masks[1], masks[2]
 
 
 class GraphNodeDataset(Dataset, SampleDataset):

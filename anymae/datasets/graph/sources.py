@@ -5,8 +5,10 @@
       root: data/cora           #   or a networkx file (.graphml / .gml / .edgelist / .adjlist)
 
 Node-level graphs (one graph: Planetoid, edge lists, networkx, `sbm_graph`) are a dataset of one
-item for every split; node splits come from the files (Planetoid) or a seeded random split of the
-labelled nodes. `partitions > 1` pretrains on that many induced subgraphs of a fixed random node
+item for every split; node splits come from the files (Planetoid) or a seeded split of the
+labelled nodes stratified by class (`dataset.stratified_split`). Node labels (`labels.csv` /
+`.npy` beside the edges) are a label per row or `node,label` rows, class indices or class names
+(sorted names -> 0..C-1, printed). `partitions > 1` pretrains on that many induced subgraphs of a fixed random node
 partition instead (mini-batches of a large graph). Graph-level data (TUDataset, `sbm_graphs`) is
 one item per graph with its label. One-hot widths (degrees, TU node labels) default to the
 model's `in_dim`.
@@ -14,6 +16,7 @@ model's `in_dim`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -77,7 +80,9 @@ _NX_SUFFIXES = (".graphml", ".gml", ".edgelist", ".adjlist")
 
 def detect_format(root: Path) -> str:
     """The `format` of `root` (see `GraphFolderSource`), or a GraphDataError saying what was looked for."""
-    from anymae.datasets.graph.readers import GraphDataError
+    from anymae.datasets.graph.tables import GraphDataError
+    from anymae.datasets.scan import display_name
+    from anymae.datasets.skips import file_problem
 
     if root.is_file():
         if root.suffix in _NX_SUFFIXES:
@@ -90,26 +95,25 @@ def detect_format(root: Path) -> str:
                 return "planetoid"
             if list(folder.glob("*_A.txt")):
                 return "tu"
-        if any((root / f"edges{s}").is_file() for s in (".csv", ".npy", ".txt")):
-            return "edge_list"
+        if any(os.path.lexists(root / f"edges{s}") for s in (".csv", ".npy", ".txt")):
+            return "edge_list"  # also a broken edges file: reading it names the problem
         nx_files = [p for p in root.iterdir() if p.suffix in _NX_SUFFIXES]
         if len(nx_files) == 1:
             return "networkx"
     else:
-        raise GraphDataError(f"{root}: no such file or folder")
+        raise GraphDataError(f"{display_name(root)} {file_problem(root) or 'is no file or folder'}")
     raise GraphDataError(
-        f"{root}: no graph data recognized; expected Planetoid raw files (ind.NAME.x ...), TUDataset raw "
+        f"{display_name(root)}: no graph data recognized; expected Planetoid raw files (ind.NAME.x ...), TUDataset raw "
         f"files (NAME_A.txt ...), edges.csv / edges.npy (+ features.*, labels.*) or one networkx file "
         f"({', '.join(_NX_SUFFIXES)})"
     )
 
 
 def _node_level(graph: Any, split: str, partitions: int, train: float, val: float, seed: int) -> Dataset:
-    from anymae.datasets.graph.dataset import GraphNodeDataset, NodePartitions
-    from anymae.datasets.graph.readers import random_split
+    from anymae.datasets.graph.dataset import GraphNodeDataset, NodePartitions, stratified_split
 
     if graph.y is not None and graph.train_mask is None:
-        tr, va, te = random_split(graph.num_nodes, train, val, seed)
+        tr, va, te = stratified_split(graph.y, train, val, seed)
         graph = graph.replace(train_mask=tr, val_mask=va, test_mask=te)
     if split == "pretrain" and partitions > 1:
         return NodePartitions(graph, partitions, seed)
@@ -130,7 +134,9 @@ def _graph_folder(cfg: GraphFolderSource, split: str, augment: Any, model_config
         )
         return GraphListDataset(graphs, labels)
     if fmt == "planetoid":
-        graph = g.read_planetoid(root, cfg.name)
+        from anymae.datasets.graph.planetoid import read_planetoid
+
+        graph = read_planetoid(root, cfg.name)
     elif fmt == "edge_list":
         edges = root if root.is_file() else g.find_table(root, "edges")
         if edges is None:

@@ -10,7 +10,6 @@ shared by DataLoader worker processes.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,10 @@ import numpy as np
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
+from anymae.datasets.cache import DecodeCache
 from anymae.datasets.contract import SampleDataset
-from anymae.datasets.skips import DataError, Skips
+from anymae.datasets.scan import display_name, scan_folder
+from anymae.datasets.skips import COMPRESSED_EXPANSION, DataError, Skips, check_declared_size, check_file, reason
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,29 @@ LAYOUTS = ("auto", "classes", "flat")
 ON_ERROR = ("raise", "skip")
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
+_BITS_PER_BAND: dict[str, int] = {"1": 1, "I": 32, "F": 32, "I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16}
+
+
+def check_image_size(im: Image.Image, path: str | Path) -> None:
+    """Refuse an opened (not yet decoded) image whose declared size the file cannot hold.
+
+    Raw TIFF and BMP data must fit in the file; compressed formats may expand at most
+    `COMPRESSED_EXPANSION` times (PIL's own pixel-count limit also applies).
+
+    Raises:
+        DataError: naming the file, the declared size and the file's.
+    """
+    w, h = im.size
+    bands = len(im.getbands())
+    declared = (w * h * bands * _BITS_PER_BAND.get(im.mode, 8) + 7) // 8
+    raw = (im.format == "TIFF" and im.info.get("compression") == "raw") or (
+        im.format == "BMP" and im.info.get("compression", 0) == 0
+    )
+    check_declared_size(path, declared, what=f"a {w}×{h} {im.mode} image",
+                        expansion=1.0 if raw else COMPRESSED_EXPANSION)
+
+
+def _to_rgb(im: Image.Image, path: str | Path) -> Image.Image:
     """Convert a loaded PIL image of any mode to 8-bit RGB (rules in `load_rgb`)."""
     mode = im.mode
     if mode == "RGB":
@@ -38,7 +61,11 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         a = np.asarray(im).astype(np.uint16) >> 8  # H×W, 16-bit -> top 8 bits
         return Image.fromarray(a.astype(np.uint8)).convert("RGB")
     if mode in ("I", "F"):
-        a = np.nan_to_num(np.asarray(im, dtype=np.float64))  # H×W
+        a = np.asarray(im, dtype=np.float64)  # H×W
+        bad = int((~np.isfinite(a)).sum())
+        if bad:
+            raise DataError(f"image {display_name(path)}: {bad} of its {a.size} pixels are NaN or Inf; a float "
+                            "image must be finite")
         lo, hi = float(a.min()), float(a.max())
         a = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)
         return Image.fromarray(np.round(a).astype(np.uint8)).convert("RGB")
@@ -60,81 +87,33 @@ def load_rgb(path: str | Path) -> Image.Image:
       * 16-bit grayscale (``I;16*``, e.g. 16-bit PNG/TIFF) keeps its top 8 bits (value >> 8),
         the same reduction PIL applies to 16-bit-per-channel RGB TIFFs;
       * 32-bit int / float images (``I``, ``F``) have no fixed range and are stretched
-        min..max -> 0..255 per image (a constant image becomes black);
+        min..max -> 0..255 per image (a constant image becomes black); a float image with NaN
+        or Inf pixels is refused;
       * multi-frame files (GIF, multi-page TIFF) give their first frame.
 
-    Truncated files raise unless the caller set PIL's ``ImageFile.LOAD_TRUNCATED_IMAGES``.
+    The declared size is checked before decoding (`check_image_size`). Truncated files raise
+    unless the caller set PIL's ``ImageFile.LOAD_TRUNCATED_IMAGES``.
 
     Raises:
-        DataError: the file is missing, not an image, truncated or otherwise undecodable.
+        DataError: naming the file: missing, not an image, truncated, a declared size the file
+            cannot hold, non-finite float pixels, or otherwise undecodable.
     """
+    check_file(path, "image")
     try:
         with Image.open(path) as im:
+            check_image_size(im, path)
             im.load()
-            return _to_rgb(ImageOps.exif_transpose(im))
+            return _to_rgb(ImageOps.exif_transpose(im), path)
+    except DataError:
+        raise
     except Exception as err:  # any decode failure, reported with its type and text
-        raise DataError(f"cannot read image {path}: {type(err).__name__}: {err}") from err
+        raise DataError(f"cannot read image {display_name(path)}: {reason(err)}") from err
 
 
 def _normalize_extensions(extensions: Sequence[str]) -> tuple[str, ...]:
     if isinstance(extensions, str) or len(extensions) == 0:
         raise ValueError(f"extensions must be a non-empty sequence such as ('.jpg', '.png'), got {extensions!r}")
     return tuple(sorted({e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}))
-
-
-def _find_images(folder: Path, extensions: tuple[str, ...]) -> list[Path]:
-    """All image files under ``folder`` (recursive, following links, hidden names skipped),
-    sorted by their path relative to ``folder``."""
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        for name in filenames:
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions:
-                found.append(Path(dirpath) / name)
-    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
-
-
-def _scan(root: Path, layout: str, extensions: tuple[str, ...]) -> tuple[list[str], list[tuple[Path, int]]]:
-    """Resolve the layout and list (classes, samples) for ``root``."""
-    if not root.exists():
-        raise ValueError(f"image root {root} does not exist")
-    if root.is_file():  # a single image: a flat, unlabeled dataset of one
-        if root.suffix.lower() not in extensions or layout == "classes":
-            raise ValueError(f"image root {root} is a file; expected a folder or one image ({', '.join(extensions)})")
-        return [], [(root, -1)]
-    files = _find_images(root, extensions)
-    if not files:
-        raise ValueError(
-            f"no image files under {root} (searched recursively for extensions "
-            f"{', '.join(extensions)}; hidden files and folders are ignored)"
-        )
-    rel = [f.relative_to(root).parts for f in files]
-    at_top = [f for f, parts in zip(files, rel, strict=True) if len(parts) == 1]
-    if layout == "auto":
-        holders = {parts[0] for parts in rel if len(parts) > 1}
-        layout = "classes" if not at_top and len(holders) >= 2 else "flat"
-    if layout == "flat":
-        return [], [(f, -1) for f in files]
-
-    if at_top:
-        raise ValueError(
-            f"layout='classes' expects every image of {root} inside a class sub-folder, but "
-            f"{len(at_top)} lie directly in it (e.g. {at_top[0].name}); use layout='flat' or "
-            "move them into class folders"
-        )
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    by_class: dict[str, list[Path]] = {c: [] for c in classes}
-    for f, parts in zip(files, rel, strict=True):
-        by_class[parts[0]].append(f)
-    empty = [c for c in classes if not by_class[c]]
-    if empty:
-        raise ValueError(
-            f"class folder(s) {', '.join(str(root / c) for c in empty)} hold no image files "
-            f"(extensions {', '.join(extensions)}); remove them or add images, so that class "
-            "indices stay the same across splits"
-        )
-    samples = [(f, label) for label, c in enumerate(classes) for f in by_class[c]]
-    return classes, samples
 
 
 class ImageFiles(Dataset, SampleDataset):
@@ -186,10 +165,11 @@ class ImageFiles(Dataset, SampleDataset):
         self.transform = transform
         self.on_error = on_error
         self.extensions = _normalize_extensions(extensions)
-        self.classes, self.samples = _scan(self.root, layout, self.extensions)
+        self.classes, self.samples = scan_folder(self.root, layout, self.extensions, what="image")
         self.layout = "classes" if self.classes else "flat"
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
-        self._skips = Skips(len(self.samples), "image file", f"ImageFiles({self.root})", on_error)
+        self._skips = Skips(len(self.samples), "image file", f"ImageFiles({display_name(self.root)})", on_error)
+        self.decode_cache = DecodeCache(self._decode, len(self.samples), f"ImageFiles({display_name(self.root)})")
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -204,8 +184,11 @@ class ImageFiles(Dataset, SampleDataset):
         return (image if self.transform is None else self.transform(image)), label
 
     def _load(self, j: int) -> tuple[Image.Image, int]:
-        path, label = self.samples[j]
-        return load_rgb(path), label
+        return self.decode_cache(j), self.samples[j][1]
+
+    def _decode(self, j: int) -> Image.Image:
+        """The decoded file of item j (deterministic: what `run.cache` keeps, see `datasets.cache`)."""
+        return load_rgb(self.samples[j][0])
 
     def skipped(self) -> int:
         """How many distinct unreadable files were skipped so far, across all workers."""
@@ -213,4 +196,8 @@ class ImageFiles(Dataset, SampleDataset):
 
     def skip_report(self) -> str:
         """One line for an end-of-run report: the skip count and the first skipped names."""
-        return self._skips.report(lambda j: self.samples[j][0].relative_to(self.root).as_posix())
+        return self._skips.report(lambda j: display_name(self.samples[j][0].relative_to(self.root).as_posix()))
+
+    def skipped_indices(self) -> list[int]:
+        """The items skipped so far (evaluation drops them from its scores)."""
+        return self._skips.indices()

@@ -30,11 +30,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from anymae.datasets.cache import DecodeCache
 from anymae.datasets.contract import SampleDataset
 from anymae.modalities.multichannel import ChannelStack, channel_ids, collate_stacks
-from anymae.datasets.image.files import _scan
+from anymae.datasets.scan import display_name, scan_folder
 from anymae.datasets.skips import DataError, Skips
-from anymae.datasets.multichannel.io import STACK_EXTENSIONS, Layout, read_array, read_channel_image, to_chw
+from anymae.datasets.multichannel.io import (
+    STACK_EXTENSIONS, Layout, check_finite, read_array, read_channel_image, to_chw,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +101,7 @@ class StackDataset(Dataset, SampleDataset):
             raise ValueError(f"data.on_error={on_error!r}: expected 'raise' or 'skip'")
         self.on_error = on_error
         self._skips = Skips(len(self), "sample", type(self).__name__, on_error)
+        self.decode_cache = DecodeCache(self.read_raw, len(self), type(self).__name__)
 
     collate_x = staticmethod(collate_stacks)
 
@@ -124,7 +128,7 @@ class StackDataset(Dataset, SampleDataset):
     # --- shared pipeline
     def read_used(self, index: int) -> Tensor:
         """The `use` channels of a sample, unnormalized and uncropped: C×H×W."""
-        return torch.from_numpy(np.ascontiguousarray(self.read_raw(index)))[self.positions]
+        return torch.from_numpy(np.ascontiguousarray(self.decode_cache(index)))[self.positions]
 
     def _normalized(self, x: Tensor) -> Tensor:
         if not self.normalize:
@@ -169,12 +173,16 @@ class StackDataset(Dataset, SampleDataset):
     def skip_report(self) -> str:
         return self._skips.report(self.name)
 
+    def skipped_indices(self) -> list[int]:
+        """The items skipped so far (evaluation drops them from its scores)."""
+        return self._skips.indices()
+
 
 def _read_labels_csv(path: Path) -> dict[str, str]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows or not {"file", "label"} <= set(rows[0]):
-        raise DataError(f"{path}: expected a CSV with columns 'file' and 'label'")
+        raise DataError(f"{display_name(path)}: expected a CSV with columns 'file' and 'label'")
     return {r["file"]: r["label"] for r in rows}
 
 
@@ -204,7 +212,7 @@ class StackFiles(StackDataset):
     ) -> None:
         self.root = Path(root)
         try:
-            self.classes, self.samples = _scan(self.root, layout, STACK_EXTENSIONS)
+            self.classes, self.samples = scan_folder(self.root, layout, STACK_EXTENSIONS, what="stack")
         except ValueError as err:
             raise DataError(str(err).replace("image", "stack")) from err
         if labels is not None:
@@ -214,7 +222,8 @@ class StackFiles(StackDataset):
             rel = lambda p: p.relative_to(self.root).as_posix() if self.root.is_dir() else p.name
             unlabeled = [rel(p) for p, _ in self.samples if rel(p) not in by_file]
             if unlabeled:
-                raise DataError(f"{labels}: no label for file(s) {unlabeled[:5]} under {self.root}")
+                raise DataError(f"{display_name(labels)}: no label for file(s) {unlabeled[:5]} under "
+                                f"{display_name(self.root)}")
             self.samples = [(p, index[by_file[rel(p)]]) for p, _ in self.samples]
         self.array_layout, self.npz_key = array_layout, npz_key
         super().__init__(file_channels=channels, **kwargs)
@@ -223,14 +232,15 @@ class StackFiles(StackDataset):
         return len(self.samples)
 
     def name(self, index: int) -> str:
-        return str(self.samples[index][0])
+        return display_name(self.samples[index][0])
 
     def label(self, index: int) -> int:
         return self.samples[index][1]
 
     def read_raw(self, index: int) -> np.ndarray:
         path = self.samples[index][0]
-        return to_chw(read_array(path, npz_key=self.npz_key), self.file_channels, layout=self.array_layout, path=path)
+        chw = to_chw(read_array(path, npz_key=self.npz_key), self.file_channels, layout=self.array_layout, path=path)
+        return check_finite(chw, self.file_channels, path)
 
 
 class ChannelCSV(StackDataset):
@@ -262,9 +272,9 @@ class ChannelCSV(StackDataset):
         wanted = list(channels) + ([label_column] if label_column else [])
         lacking = [c for c in wanted if c not in columns]
         if lacking:
-            raise DataError(f"{self.csv_path}: no column(s) {lacking}; its columns are {columns}")
+            raise DataError(f"{display_name(self.csv_path)}: no column(s) {lacking}; its columns are {columns}")
         if not self.rows:
-            raise DataError(f"{self.csv_path}: no rows")
+            raise DataError(f"{display_name(self.csv_path)}: no rows")
         self.label_column = label_column
         self.classes = sorted({r[label_column] for r in self.rows}) if label_column else []
         self._class_index = {c: i for i, c in enumerate(self.classes)}
@@ -274,7 +284,7 @@ class ChannelCSV(StackDataset):
         return len(self.rows)
 
     def name(self, index: int) -> str:
-        return f"{self.csv_path} row {index + 2}"
+        return f"{display_name(self.csv_path)} row {index + 2}"
 
     def label(self, index: int) -> int:
         return self._class_index[self.rows[index][self.label_column]] if self.label_column else -1
@@ -293,11 +303,11 @@ class ChannelCSV(StackDataset):
             path = self._path(row[name])
             plane = read_channel_image(path, name)
             if first is None:
-                first = (f"{name!r} ({path})", plane.shape)
+                first = (f"{name!r} ({display_name(path)})", plane.shape)
             elif plane.shape != first[1]:
                 raise DataError(
-                    f"{path}: channel {name!r} is {plane.shape[0]}×{plane.shape[1]} but channel {first[0]} of the "
-                    f"same sample ({self.name(index)}) is {first[1][0]}×{first[1][1]}"
+                    f"{display_name(path)}: channel {name!r} is {plane.shape[0]}×{plane.shape[1]} but channel "
+                    f"{first[0]} of the same sample ({self.name(index)}) is {first[1][0]}×{first[1][1]}"
                 )
             planes[pos] = plane
         assert first is not None

@@ -1,8 +1,10 @@
 """Validation and transforms of one point cloud (Point-MAE's), and their pipeline.
 
-Validation (`check_cloud`): an empty cloud, NaN / Inf coordinates, or fewer points than a group
-raises `DataError` naming the file; `on_error="skip"` in the datasets replaces such a sample by
-the next readable one and counts it.
+Validation (`check_cloud`): an empty cloud, NaN / Inf coordinates, coordinates beyond
+±`MAX_COORD` (squared distances would overflow float32), fewer points than a group, or a
+degenerate cloud (every point at one position: normalization would make it all zeros) raises
+`DataError` naming the file; `on_error="skip"` in the datasets replaces such a sample by the
+next readable one and counts it.
 
 Transforms: `normalize_unit_sphere` (`pc_norm`: subtract the mean, divide by the largest norm);
 resampling to a fixed count by FPS (ModelNet) or a random subset (ShapeNet-55); pretraining
@@ -24,8 +26,17 @@ from anymae.modalities.points_grouping import fps_numpy
 Resample = Literal["fps", "random", "first"]
 
 
+MAX_COORD = 1e18  # |x| beyond this: squared distances of such points overflow float32 (3·(2e18)² ≈ 1e37 < 3.4e38)
+
+
 def check_cloud(points: np.ndarray, source: str, *, min_points: int = 1) -> np.ndarray:
-    """Refuse empty clouds, NaN / Inf coordinates and clouds smaller than `min_points`.
+    """Refuse empty clouds, NaN / Inf or overflowing coordinates, clouds smaller than `min_points`
+    and degenerate clouds (zero extent).
+
+    Args:
+        points: N×3.
+        source: the file (or sample) named in errors.
+        min_points: the fewest points accepted (one group).
 
     Raises:
         DataError: naming `source` (the file) and what is wrong.
@@ -35,16 +46,24 @@ def check_cloud(points: np.ndarray, source: str, *, min_points: int = 1) -> np.n
     bad = ~np.isfinite(points).all(axis=1)
     if bad.any():
         raise DataError(f"point cloud {source} has {int(bad.sum())} point(s) with NaN or Inf coordinates "
-                        f"(first at row {int(np.flatnonzero(bad)[0])})")
+                        f"(first at row {int(np.flatnonzero(bad)[0])}; values beyond float32's range count as Inf)")
+    big = float(np.abs(points).max())
+    if big > MAX_COORD:
+        raise DataError(f"point cloud {source} has coordinates up to {big:.3g}; expected |x| <= {MAX_COORD:g} "
+                        "(squared distances would overflow float32)")
     if points.shape[0] < min_points:
         raise DataError(f"point cloud {source} has {points.shape[0]} points, fewer than the {min_points} "
                         "needed (one group)")
+    if float(np.ptp(points, axis=0).max()) == 0.0:
+        raise DataError(f"point cloud {source}: all {points.shape[0]} points lie at one position (zero extent); "
+                        "normalized, it would be all zeros")
     return points
 
 
 def normalize_unit_sphere(points: np.ndarray) -> np.ndarray:
     """Point-MAE's `pc_norm`: N×3 -> centred on the mean, largest norm 1 (a single point stays at 0)."""
-    centred = points - points.mean(axis=0, keepdims=True)
+    p = points.astype(np.float64)  # float32 squares of large coordinates would overflow
+    centred = p - p.mean(axis=0, keepdims=True)
     scale = float(np.sqrt((centred**2).sum(axis=1)).max())
     return (centred / scale if scale > 0 else centred).astype(np.float32)
 

@@ -15,9 +15,11 @@ and cropped k times; `collate_x` concatenates the clips along the batch (B·k cl
 = k) and `SeededSamples.collate` gives each clip its own mask seed. With evaluation views `V×C×T×S×S` and `num_views = V`
 (multi-view testing: `evaluate_classifier` averages each item's V predictions).
 
-Errors: an unreadable, empty or too short video raises `VideoError` naming the file; with
-`on_error="skip"` it is replaced by the next readable item and counted (`skipped`, `skip_report`),
-across DataLoader workers.
+Errors: an unreadable, empty or too short video raises `VideoError` naming the file (as
+`display_name` shows it); with `on_error="skip"` it is replaced by the next readable item and
+counted (`skipped`, `skip_report`), across DataLoader workers; evaluation drops it from its scores
+(`skipped_indices`). File names that are not UTF-8 open too: decord encodes paths as UTF-8, so such
+a file is opened through a temporary link with a UTF-8 name (removed once FFmpeg holds the file).
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +42,8 @@ from torch.utils.data import Dataset
 
 from anymae.datasets.contract import SampleDataset
 from anymae.extras import require
-from anymae.datasets.skips import DataError, Skips
+from anymae.datasets.scan import Layout, display_name, extension_filter, scan_layout, walk_files
+from anymae.datasets.skips import DataError, Skips, file_problem, reason
 from anymae.datasets.video.sampling import dense_test_indices, dense_train_indices, segment_test_indices, segment_train_indices
 from anymae.datasets.video.transforms import (
     PRETRAIN_SCALES,
@@ -75,28 +81,52 @@ def frame_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.name.startswith("img_") and p.suffix == ".jpg")
 
 
+@contextmanager
+def utf8_path(path: Path) -> Iterator[str]:
+    """`path` as a string that encodes to UTF-8: itself, or for a name that is not UTF-8 a temporary
+    link with a UTF-8 name to the same file (removed when the block ends)."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        yield text
+        return
+    suffix = path.suffix if path.suffix.isascii() else ""
+    with tempfile.TemporaryDirectory(prefix="anymae-video-") as folder:
+        link = os.path.join(folder, "video" + suffix)
+        os.symlink(os.path.abspath(os.fsencode(path)), link)
+        yield link
+
+
 class VideoReader:
     """Random access to the frames of one video file (decord) or frame folder (PIL)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.name = display_name(path)
+        if path.is_dir():
+            self._frames = frame_files(path)
+            self._vr = None
+            self.num_frames = len(self._frames)
+            if self.num_frames == 0:
+                raise VideoError(f"cannot read video {self.name}: a folder with no img_XXXXX.jpg frames")
+            return
+        decord = require("decord", "video", purpose="decoding video files")
+        problem = file_problem(path)
+        if problem is None and path.stat().st_size == 0:
+            problem = "is empty (0 bytes)"
+        if problem is not None:
+            raise VideoError(f"video {self.name} {problem}")
         try:
-            if path.is_dir():
-                self._frames = frame_files(path)
-                self._vr = None
-                self.num_frames = len(self._frames)
-            else:
-                decord = require("decord", "video", purpose="decoding video files")
-                if path.stat().st_size == 0:
-                    raise ValueError("the file is empty")
-                self._vr = decord.VideoReader(str(path), num_threads=1, ctx=decord.cpu(0))
-                self.num_frames = len(self._vr)
-        except ImportError:
-            raise
+            with utf8_path(path) as openable:  # FFmpeg keeps the file open: the link may go
+                self._vr = decord.VideoReader(openable, num_threads=1, ctx=decord.cpu(0))
+            self.num_frames = len(self._vr)
         except Exception as err:
-            raise VideoError(f"cannot read video {path}: {type(err).__name__}: {err}") from err
+            raise VideoError(f"cannot read video {self.name}: {reason(err)}") from err
         if self.num_frames == 0:
-            raise VideoError(f"cannot read video {path}: it has no frames")
+            raise VideoError(f"cannot read video {self.name}: it has no frames")
 
     def get(self, indices: Sequence[int]) -> Tensor:
         """Frames at `indices` -> T×H×W×3 uint8."""
@@ -109,14 +139,28 @@ class VideoReader:
             self._vr.seek(0)
             return torch.from_numpy(self._vr.get_batch(list(indices)).asnumpy())
         except Exception as err:
-            raise VideoError(f"cannot decode frames {list(indices)[:4]}... of video {self.path}: {err}") from err
+            raise VideoError(f"cannot decode frames {list(indices)[:4]}... of video {self.name}: {reason(err)}") from err
 
 
 def read_list_file(list_file: str | Path, prefix: str | Path | None = None) -> list[VideoItem]:
-    """`path label` lines (whitespace or CSV; middle fields ignored; a CSV header skipped)."""
+    """`path label` lines (whitespace or CSV; middle fields ignored; a CSV header skipped).
+
+    Raises:
+        DataError: naming the list file: unreadable, not UTF-8 text, a bad line, or no videos.
+    """
     list_file = Path(list_file)
+    name = display_name(list_file)
     base = Path(prefix) if prefix else list_file.parent
-    text = list_file.read_text(encoding="utf-8").splitlines()
+    problem = file_problem(list_file)
+    if problem is not None:
+        raise DataError(f"list file {name} {problem}")
+    try:
+        text = list_file.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise DataError(
+            f"{name} is no list file (not UTF-8 text): expected lines 'path label', or a video with one "
+            f"of the extensions {', '.join(VIDEO_EXTENSIONS)}"
+        ) from None
     if list_file.suffix.lower() == ".csv":
         rows = [r for r in csv.reader(text) if r]
     else:
@@ -129,44 +173,42 @@ def read_list_file(list_file: str | Path, prefix: str | Path | None = None) -> l
         except ValueError:
             if n == 1:
                 continue  # a header row
-            raise ValueError(f"{list_file}, line {n}: expected 'path label' with an integer label, got {row!r}") from None
+            raise DataError(f"{name}, line {n}: expected 'path label' with an integer label, got {row!r}") from None
         p = Path(row[0].strip())
         items.append(VideoItem(p if p.is_absolute() else base / p, value))
     if not items:
-        raise ValueError(f"list file {list_file} holds no videos (expected lines 'path label')")
+        raise DataError(f"list file {name} holds no videos (expected lines 'path label')")
     return items
 
 
-def scan_videos(root: str | Path, layout: str = "auto") -> tuple[list[str], list[VideoItem]]:
-    """(classes, items) for a video file, a frame folder, or a folder of them (see module doc)."""
+def scan_videos(root: str | Path, layout: Layout = "auto") -> tuple[list[str], list[VideoItem]]:
+    """(classes, items) for a video file, a frame folder, or a folder of them (see module doc).
+
+    Raises:
+        DataError: naming the root: missing (or a broken link), no videos under it, or a list
+            file that cannot be read; a layout that does not fit (`scan_layout`'s rules).
+    """
     root = Path(root)
     if not root.exists():
-        raise ValueError(f"video root {root} does not exist")
+        kind = "is a dangling or looping link" if root.is_symlink() else "does not exist"
+        raise DataError(f"video root {display_name(root)} {kind}")
     if root.is_file() and root.suffix.lower() not in VIDEO_EXTENSIONS:
         return [], read_list_file(root)
     if root.is_file() or _is_frame_folder(root):
         return [], [VideoItem(root, -1)]
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        d = Path(dirpath)
-        dirnames[:] = sorted(x for x in dirnames if not x.startswith("."))
-        if d != root and any(f.startswith("img_") and f.endswith(".jpg") for f in filenames):
-            found.append(d)
-            dirnames[:] = []
-            continue
-        found += [d / f for f in filenames if not f.startswith(".") and os.path.splitext(f)[1].lower() in VIDEO_EXTENSIONS]
+    found = walk_files(
+        root, extension_filter(VIDEO_EXTENSIONS),
+        stop_dir=lambda d, names: any(f.startswith("img_") and f.endswith(".jpg") for f in names),
+    ).files
     if not found:
-        raise ValueError(f"no videos under {root} (extensions {', '.join(VIDEO_EXTENSIONS)}, or folders of img_*.jpg)")
-    found.sort(key=lambda p: p.relative_to(root).as_posix())
-    rel = [p.relative_to(root).parts for p in found]
-    if layout == "auto":
-        layout = "classes" if all(len(r) > 1 for r in rel) and len({r[0] for r in rel}) >= 2 else "flat"
-    if layout == "flat":
-        return [], [VideoItem(p, -1) for p in found]
-    if any(len(r) == 1 for r in rel):
-        raise ValueError(f"layout='classes' expects every video of {root} inside a class sub-folder")
-    classes = sorted({r[0] for r in rel})
-    return classes, [VideoItem(p, classes.index(r[0])) for p, r in zip(found, rel)]
+        raise DataError(
+            f"no videos under {display_name(root)} (extensions {', '.join(VIDEO_EXTENSIONS)}, or folders of img_*.jpg)"
+        )
+    try:
+        classes, samples = scan_layout(root, found, layout, what="video")
+    except ValueError as err:
+        raise DataError(str(err)) from None
+    return classes, [VideoItem(p, label) for p, label in samples]
 
 
 class VideoClips(Dataset, SampleDataset):
@@ -271,7 +313,7 @@ class VideoClips(Dataset, SampleDataset):
         reader = VideoReader(item.path)
         if reader.num_frames < self.min_frames:
             raise VideoError(
-                f"video {item.path} is too short: {reader.num_frames} frames, at least {self.min_frames} needed "
+                f"video {reader.name} is too short: {reader.num_frames} frames, at least {self.min_frames} needed "
                 "(data.min_frames)"
             )
         if self.mode == "test":
@@ -294,4 +336,8 @@ class VideoClips(Dataset, SampleDataset):
         return self._skips.count()
 
     def skip_report(self) -> str:
-        return self._skips.report(lambda j: str(self.items[j].path))
+        return self._skips.report(lambda j: display_name(self.items[j].path))
+
+    def skipped_indices(self) -> list[int]:
+        """The videos skipped so far (evaluation drops them from its scores)."""
+        return self._skips.indices()

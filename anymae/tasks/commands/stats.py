@@ -6,7 +6,9 @@ log-mel fbank before `(x - mean) / (2 std)`; multichannel stacks: raw channel va
 statistics are taken over every value of every sample, per channel, where the channel is axis 0
 of a sample (audio 1×T×F: one channel; a C×H×W stack: C channels), in float64 (exact population
 mean and std, not an average of batch statistics). Samples are read without augmentation
-(evaluation transform of the chosen split).
+(evaluation transform of the chosen split) and summed one by one, so samples of different sizes
+(multi-channel stacks of any H×W, clips of any length) all count, each with all its values; every
+sample must hold the same number of channels.
 
 Output: a YAML snippet for the data section, scalars for one channel and lists otherwise:
 
@@ -27,7 +29,6 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from anymae.core.config import ConfigError, load_config
-from anymae.datasets.collate import collate_fn_for
 from anymae.datasets.sources import build_dataset, source_entry
 from anymae.tasks.train.config import EvalRunConfig
 from anymae.tasks.train.distributed import resolve_device
@@ -73,7 +74,11 @@ def raw_section(section: dict[str, Any]) -> dict[str, Any]:
 
 
 def channel_stats(batches: Any, max_samples: int | None = None, device: torch.device | str = "cpu") -> ChannelStats:
-    """Exact per-channel mean / std over batches of B×C×... tensors (float64 sums on `device`)."""
+    """Exact per-channel mean / std over batches of B×C×... tensors (float64 sums on `device`).
+
+    Raises:
+        ValueError: no samples, or a batch whose channel count differs from the first one's.
+    """
     total: Tensor | None = None
     total_sq: Tensor | None = None
     count, seen = 0, 0
@@ -82,6 +87,9 @@ def channel_stats(batches: Any, max_samples: int | None = None, device: torch.de
             x = x[: max(0, max_samples - seen)]
         if x.shape[0] == 0:
             break
+        if total is not None and x.shape[1] != total.shape[0]:
+            raise ValueError(f"channel_stats: sample {seen} has {x.shape[1]} channel(s), the samples before it "
+                             f"{total.shape[0]}; statistics per channel need one channel count")
         flat = x.detach().to(device=device, dtype=torch.float64).transpose(0, 1).reshape(x.shape[1], -1)  # C×(B·rest)
         s, sq = flat.sum(1), flat.pow(2).sum(1)
         total, total_sq = (s, sq) if total is None else (total + s, total_sq + sq)  # type: ignore[operator]
@@ -99,11 +107,22 @@ def channel_stats(batches: Any, max_samples: int | None = None, device: torch.de
 def run_stats(cfg: StatsConfig) -> ChannelStats:
     """Build the data section's dataset with normalization off and measure it."""
     data = build_dataset(raw_section(cfg.data), split=cfg.split, augment=False, model_config=cfg.model)
-    loader = DataLoader(data, batch_size=cfg.batch_size, num_workers=cfg.run.num_workers,
-                        collate_fn=collate_fn_for(data))
-    # a batch type that carries metadata with its values (multi-channel `ChannelStack`) exposes them as `.pixels`
-    batches = (getattr(batch[0], "pixels", batch[0]) for batch in loader)
-    return channel_stats(batches, cfg.max_samples, device=resolve_device(cfg.run.device))
+    loader = DataLoader(data, batch_size=cfg.batch_size, num_workers=cfg.run.num_workers, collate_fn=keep_apart)
+    # one sample at a time (1×C×...): samples of different sizes are no batch, but each counts whole
+    samples = (sample_values(item).unsqueeze(0) for items in loader for item in items)
+    return channel_stats(samples, cfg.max_samples, device=resolve_device(cfg.run.device))
+
+
+def keep_apart(items: list[Any]) -> list[Any]:
+    """A DataLoader `collate_fn` that keeps the samples of a batch apart (a list)."""
+    return items
+
+
+def sample_values(item: Any) -> Tensor:
+    """A dataset item's input values, C×...: the first element of `(input, label)`; an input type
+    that carries metadata with its values (multi-channel `ChannelStack`) exposes them as `.pixels`."""
+    x = item[0] if isinstance(item, (tuple, list)) else item
+    return getattr(x, "pixels", x)
 
 
 def load_stats_config(path: str | None, overrides: list[str]) -> StatsConfig:

@@ -30,6 +30,7 @@ from torch.utils.data import Dataset
 from anymae.core.pooling import Pool
 from anymae.datasets.contract import SubsetView, item_labels
 from anymae.tasks.evaluate.features import FeatureSet, resolve_pool
+from anymae.tasks.evaluate.labels import check_probe_labels
 from anymae.tasks.train.config import RunConfig
 
 
@@ -83,6 +84,7 @@ def make_folds(
         classes = [int(c) for c in rng.permutation(eligible)[:way]]
         support = [int(i) for c in classes for i in rng.permutation(np.flatnonzero(tr == c))[:shot]]
         queries = [int(i) for c in classes for i in rng.permutation(np.flatnonzero(te == c))[:query]]
+        check_probe_labels(torch.from_numpy(tr[support]), torch.from_numpy(te[queries]), where=f"few-shot fold {f}")
         out.append(FewShotFold(classes, support, queries))
     return out
 

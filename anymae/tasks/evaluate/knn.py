@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from anymae.tasks.evaluate.features import FeatureSet
+from anymae.tasks.evaluate.labels import check_probe_labels
 
 
 def _check(train: FeatureSet, test: FeatureSet, k: int, temperature: float) -> None:
@@ -33,6 +34,7 @@ def _check(train: FeatureSet, test: FeatureSet, k: int, temperature: float) -> N
         raise ValueError(f"knn_probe: k must be in [1, len(train)={len(train)}], got {k}")
     if temperature <= 0:
         raise ValueError(f"knn_probe: temperature must be > 0, got {temperature}")
+    check_probe_labels(train.labels, test.labels, where="knn_probe")
 
 
 @torch.no_grad()

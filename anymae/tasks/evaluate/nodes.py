@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from anymae.core.config import load_config
 from anymae.core.pooling import Pool, pool
 from anymae.modalities.graph_data import Graphs
+from anymae.tasks.evaluate.labels import check_probe_labels
 from anymae.tasks.train.config import EvalRunConfig
 
 
@@ -95,6 +96,7 @@ def logistic_regression_probe(
             raise ValueError(f"node probe: the {name} mask must cover labelled nodes only (labels >= 0)")
     if not train.any() or not test.any():
         raise ValueError("node probe: the train and test masks must select at least one node each")
+    check_probe_labels(labels[train], labels[test], where="node probe")
     num_classes = int(labels.max()) + 1
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

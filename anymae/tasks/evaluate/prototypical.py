@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from anymae.tasks.evaluate.features import FeatureSet
+from anymae.tasks.evaluate.labels import check_probe_labels
 
 
 class PrototypeHead(nn.Module):
@@ -109,6 +110,7 @@ def prototypical_probe(
     """
     if len(train_tokens) == 0 or len(test_tokens) == 0:
         raise ValueError("prototypical_probe: empty train or test features")
+    check_probe_labels(train_tokens.labels, test_tokens.labels, where="prototypical_probe")
     gen = torch.Generator().manual_seed(seed)
     num_classes = max(train_tokens.num_classes, test_tokens.num_classes)
     x_tr, x_te = _focal(train_tokens, train_cls), _focal(test_tokens, test_cls)

@@ -27,6 +27,7 @@ import numpy as np
 
 from anymae.core.pooling import needs_cls, pool
 from anymae.tasks.evaluate.features import FeatureSet
+from anymae.tasks.evaluate.labels import check_probe_labels
 
 Estimator = Literal["linear", "svc"]
 TokenPool = Literal["mean", "max", "sum", "mean_max"]  # the pools of the vocabulary that need no cls token
@@ -129,8 +130,7 @@ def svm_probe(
     x_te, y_te = _arrays(test, "test")
     if x_te.shape[1] != x_tr.shape[1]:
         raise ValueError(f"SVM probe: test has feature width {x_te.shape[1]} but train has {x_tr.shape[1]}")
-    if len(np.unique(y_tr)) < 2:
-        raise ValueError("SVM probe: train holds a single class; an SVM needs at least two")
+    check_probe_labels(train.labels, test.labels, where="SVM probe")
     chosen = C if c_grid is None else _choose_c(
         x_tr, y_tr, _check_grid(c_grid), kind=estimator, kernel=kernel, folds=cv_folds, seed=seed, shuffle=True
     )
@@ -161,6 +161,7 @@ def svm_cross_validate(
     from sklearn.model_selection import StratifiedKFold
 
     x, y = _arrays(features, "features")
+    check_probe_labels(features.labels, where="SVM cross-validation")
     grid = _check_grid(c_grid)
     outer = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     accs, chosen = [], []

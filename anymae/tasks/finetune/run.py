@@ -11,6 +11,8 @@ Randomness: every sample's augmentation draws from its own seed (``SeededSamples
 parameters of a batch are drawn from the batch's sample seeds, so a resumed run continues exactly.
 
 Reporting: ``FinetuneResult.top1`` is the top-1 accuracy on ``val_set`` after the final epoch.
+With ``data.on_error=skip`` the items scored are the readable ones (``num_val``; skipped items are
+dropped, never scored through a substitute) and the run ends with each dataset's skip report.
 (The MAE script also prints the maximum over epochs on the same set, which selects an epoch on the
 evaluation data; nothing here does that.)
 
@@ -22,6 +24,7 @@ spectrograms). Image augmentation lives in :func:`anymae.datasets.image.transfor
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -36,10 +39,11 @@ from torch.utils.data import Dataset
 
 from anymae.core.config import load_config, to_dict
 from anymae.core.model import MaskedAutoencoder
+from anymae.datasets.contract import as_samples
 from anymae.datasets.seeding import SeededSamples
 from anymae.datasets.sources import build_dataset
 from anymae.tasks.finetune.classifier import POOLS, Classifier, Head, Pool
-from anymae.tasks.finetune.scoring import evaluate_classifier, evaluate_multilabel
+from anymae.tasks.finetune.scoring import evaluate_classifier, evaluate_multilabel, scored_items
 from anymae.tasks.train.engine import TrainResult, train
 from anymae.tasks.train.sampler import mix_seed
 from anymae.tasks.train.config import OptimConfig, RunConfig
@@ -214,7 +218,8 @@ class FinetuneResult:
 
     Attributes:
         top1: top-1 accuracy (%) on the validation set after the final epoch ("final-epoch").
-        num_val: number of validation samples scored.
+        num_val: number of validation samples scored (skipped unreadable ones are not).
+        skipped_val: validation samples skipped as unreadable (``data.on_error=skip``).
         train: the engine's result (steps, last loss, checkpoint path, run directory).
         protocol: one line describing the recipe and which number is which.
     """
@@ -224,6 +229,7 @@ class FinetuneResult:
     train: TrainResult
     protocol: str = ""
     mAP: float | None = None  # multi_label: macro mAP (%) on val; top1 is then NaN
+    skipped_val: int = 0
 
 
 def classifier_from_config(mae: MaskedAutoencoder, cfg: FinetuneConfig) -> Classifier:
@@ -265,7 +271,6 @@ def finetune(
         holds ``config.yaml``, ``metrics.csv`` and ``last.pt`` (the classifier's state dict).
     """
     _check_matches(classifier, cfg)
-    num_val = len(val_set)  # type: ignore[arg-type]
     data = train_set if isinstance(train_set, SeededSamples) else SeededSamples(train_set, run_cfg.seed)
     full_config: Mapping[str, Any] = {
         "task": "finetune",
@@ -285,6 +290,7 @@ def finetune(
             classifier, val_set, batch_size=cfg.eval_batch_size, num_workers=run_cfg.num_workers,
             precision=run_cfg.precision,
         )  # fmt: skip
+    num_val, skipped_val = scored_items(val_set)
     o = cfg.optim
     mixing = (
         f"mixup {cfg.mixup:g} cutmix {cfg.cutmix:g} (p {cfg.mixup_prob:g}, switch {cfg.mixup_switch_prob:g}, "
@@ -294,12 +300,14 @@ def finetune(
         f"fine-tune ({cfg.pool} pool): AdamW {tuple(o.betas)} blr={o.blr:g} wd={o.weight_decay:g} "
         f"layer_decay={o.layer_decay} epochs={o.epochs} warmup={o.warmup_epochs} min_lr={o.min_lr:g} "
         f"batch={o.batch_size}x{o.accum_iter} drop_path={cfg.drop_path:g}; {mixing}, label smoothing "
-        f"{cfg.label_smoothing:g}; top1 = final-epoch top-1 on val ({num_val} samples), no epoch selection"
+        f"{cfg.label_smoothing:g}; top1 = final-epoch top-1 on val ({num_val} samples"
+        f"{f', {skipped_val} unreadable skipped' if skipped_val else ''}), no epoch selection"
     )
     if mAP is not None:
         protocol = protocol.replace(f"{mixing}, label smoothing {cfg.label_smoothing:g}; top1 = final-epoch top-1",
                                     "multi-label BCE; mAP = final-epoch macro mAP")
-    return FinetuneResult(top1=top1, num_val=num_val, train=trained, protocol=protocol, mAP=mAP)
+    return FinetuneResult(top1=top1, num_val=num_val, train=trained, protocol=protocol, mAP=mAP,
+                          skipped_val=skipped_val)  # fmt: skip
 
 
 @dataclass
@@ -326,6 +334,9 @@ def run_finetune(cfg: FinetuneRunConfig) -> dict[str, Any]:
     train_set = build_dataset(cfg.data, split="train", augment="finetune", model_config=mae.config)
     val_set = build_dataset(cfg.val_data or cfg.data, split="test", augment=False, model_config=mae.config)
     result = finetune(classifier, train_set, val_set, cfg.finetune, cfg.run)
+    for split, data in (("train", train_set), ("val", val_set)):  # counted skips (data.on_error=skip), never silent
+        if as_samples(data).skipped():  # on stderr: stdout is the JSON answer
+            print(f"{split}: {as_samples(data).skip_report()}", file=sys.stderr)
     scores = {"mAP": result.mAP} if result.mAP is not None else {"top1": result.top1}
-    return {**scores, "num_val": result.num_val, "protocol": result.protocol,
+    return {**scores, "num_val": result.num_val, "skipped_val": result.skipped_val, "protocol": result.protocol,
             "checkpoint": str(result.train.checkpoint)}

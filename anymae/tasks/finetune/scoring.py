@@ -2,6 +2,11 @@
 
 One loop (`predict_scores`) gathers every item's class scores; `evaluate_classifier` and
 `evaluate_multilabel` turn them into the reported number.
+
+Skipped items (a dataset with `on_error="skip"`): the dataset hands back a substitute for an item
+it cannot read, so that batches stay whole; scoring then drops every item the dataset reports as
+skipped (the contract's `skipped_indices`), so that each readable item is scored once and an
+unreadable one not at all. `scored_items` says how many were scored.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from anymae.datasets.contract import as_samples
+from anymae.datasets.contract import SampleDataset, as_samples
 from anymae.tasks.train.steps import autocast_dtype, to_device
 
 
@@ -48,7 +53,8 @@ def predict_scores(
         caller: the name error messages start with.
 
     Returns:
-        (N×C float32 scores on the CPU, the N labels as collated: N class indices or N×C vectors)
+        (N×C float32 scores on the CPU, the N labels as collated: N class indices or N×C vectors),
+        N = the items scored: skipped items (`skipped_indices`, after the pass) are left out.
     """
     data = as_samples(dataset)
     if len(data) == 0:
@@ -77,7 +83,24 @@ def predict_scores(
             labels.append(batch[1])
     finally:
         model.train(was_training)
-    return torch.cat(scores), torch.cat(labels)
+    keep = _kept(data, len(data))
+    if not bool(keep.any()):
+        raise ValueError(f"{caller}: every item of the dataset was skipped as unreadable; nothing to score")
+    return torch.cat(scores)[keep], torch.cat(labels)[keep]
+
+
+def _kept(data: SampleDataset, n: int) -> Tensor:
+    """A boolean mask over the n items: False for those the dataset skipped (their rows hold substitutes)."""
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[torch.tensor(data.skipped_indices(), dtype=torch.long)] = False
+    return keep
+
+
+def scored_items(dataset: Dataset) -> tuple[int, int]:
+    """(items scored, items skipped) of a dataset that `predict_scores` has passed over."""
+    data = as_samples(dataset)
+    skipped = len(data.skipped_indices())
+    return len(data) - skipped, skipped
 
 
 def evaluate_classifier(
@@ -89,7 +112,8 @@ def evaluate_classifier(
     precision: Literal["auto", "fp32", "bf16"] = "fp32",
     view_average: Literal["prob", "logit"] = "prob",
 ) -> float:
-    """Top-1 accuracy (%) of ``model`` on items ``(x, class index, ...)``: 100 × correct / len(dataset).
+    """Top-1 accuracy (%) of ``model`` on items ``(x, class index, ...)``: 100 × correct / items scored
+    (every item but the skipped ones).
 
     Scores (and multi-view averaging) as :func:`predict_scores`.
     """

@@ -66,7 +66,8 @@ def panel_titles(model: MaskedAutoencoder) -> dict[str, str]:
     For norm_pix models the reconstruction title says that hidden tokens were mapped back with
     the input token's own statistics: that picture borrows the target's mean and variance.
     """
-    titles = {INPUT: "input", MASKED: "masked (hidden = gray)", RECONSTRUCTION: "reconstruction + visible"}
+    hidden = getattr(model.tokenizer, "picture_hidden", "gray")  # how `picture_fill` renders: "gray" unless said
+    titles = {INPUT: "input", MASKED: f"masked (hidden = {hidden})", RECONSTRUCTION: "reconstruction + visible"}
     if model.target_norm is not None:
         titles[RECONSTRUCTION] = f"reconstruction + visible; {_NORM_PIX_NOTE}"
         titles[PREDICTION] = "reconstruction + visible; hidden tokens mapped back with the visible tokens' mean statistics (no leak)"

@@ -4,6 +4,10 @@ A checkpoint is a dict of tensors and plain values only (dict / list / tuple / s
 float / bool / None), so ``torch.load(weights_only=True)`` reads it and no pickled object ties
 it to this code. The training engine writes ``{"model", "optimizer", "step", "epoch", "config",
 ...}`` to a rolling ``last.pt`` (and optionally ``step_XXXXXX.pt``).
+
+Every floating-point tensor of a checkpoint must be finite: ``check_finite`` runs on every save and
+every load, so no command writes or accepts NaN / Inf weights (a diverged run, a run whose steps
+were all skipped) without an error naming the file and the keys.
 """
 
 from __future__ import annotations
@@ -27,6 +31,46 @@ _PLAIN = (str, int, float, bool, type(None))
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be written, read or loaded; the message names the file or keys."""
+
+
+class NonFiniteWeightsError(CheckpointError):
+    """A checkpoint holds NaN / Inf values; the message names the file and the keys."""
+
+
+_LISTED_KEYS = 5  # keys named in a non-finite error
+
+
+def _tensors(value: Any, path: str = "") -> list[tuple[str, torch.Tensor]]:
+    """Every tensor inside nested dicts / lists / tuples, with its key path (``model.w``, ``a[2]``)."""
+    if isinstance(value, torch.Tensor):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [t for k, v in value.items() for t in _tensors(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, (list, tuple)):
+        return [t for i, v in enumerate(value) for t in _tensors(v, f"{path}[{i}]")]
+    return []
+
+
+def check_finite(state: Any, source: str) -> None:
+    """Raise ``NonFiniteWeightsError`` unless every floating-point tensor in ``state`` is finite.
+
+    Args:
+        state: a checkpoint (nested dicts / lists of tensors and plain values) or a state dict.
+        source: what ``state`` is, for the message (``"checkpoint 'runs/x/last.pt'"``).
+    """
+    bad = []
+    for key, tensor in _tensors(state):
+        if (tensor.is_floating_point() or tensor.is_complex()) and tensor.numel():
+            count = int((~torch.isfinite(tensor)).sum())
+            if count:
+                bad.append(f"{key} ({count} of {tensor.numel()})")
+    if bad:
+        more = f" and {len(bad) - _LISTED_KEYS} more" if len(bad) > _LISTED_KEYS else ""
+        raise NonFiniteWeightsError(
+            f"{source} holds NaN/Inf values in {len(bad)} tensor(s): {', '.join(bad[:_LISTED_KEYS])}{more}; "
+            "the weights are unusable (the run diverged): train again with a lower lr or clip_grad, "
+            "or use an earlier checkpoint"
+        )
 
 
 def step_filename(step: int) -> str:
@@ -62,9 +106,11 @@ def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> P
     Raises:
         TypeError: a value is not a tensor or plain value (names its key path, e.g.
             ``optimizer.state.0.step``); nothing is written.
+        NonFiniteWeightsError: a tensor holds NaN / Inf (``check_finite``); nothing is written.
     """
     _check_plain(dict(state), "")
     path = Path(path)
+    check_finite(state, f"the checkpoint to be written to '{path}'")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, "wb") as f:
         torch.save(dict(state), f)
@@ -76,20 +122,28 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        CheckpointError: the file is truncated / corrupt, holds pickled objects, or is not a dict.
+        CheckpointError: the file is empty, truncated / corrupt, holds pickled objects, or is not a dict.
+        NonFiniteWeightsError: a tensor holds NaN / Inf (``check_finite``).
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"checkpoint '{path}' does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint '{path}' is not a file")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"checkpoint '{path}' is empty (0 bytes): the write that made it did not finish")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises RuntimeError / UnpicklingError / EOFError / ...
+        why = next(iter(str(e).splitlines()), "")[:200]
         raise CheckpointError(
-            f"cannot read checkpoint '{path}' ({path.stat().st_size} bytes): the file is truncated, "
-            f"corrupt or holds non-plain objects ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+            f"cannot read checkpoint '{path}' ({size} bytes): the file is truncated, "
+            f"corrupt or holds non-plain objects ({type(e).__name__}: {why})"
         ) from e
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint '{path}' holds a {type(state).__name__}, expected a dict")
+    check_finite(state, f"checkpoint '{path}'")
     return state
 
 

@@ -12,16 +12,16 @@ their defaults are MAE's pretraining recipe (blr 1.5e-4, AdamW (0.9, 0.95), wd 0
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+from anymae.core.config import alternatives, check_field
 
 
 Device = Literal["auto", "cpu", "cuda"]
 
 
-def _check(cond: bool, name: str, value: object, expected: str) -> None:
-    if not cond:
-        raise ValueError(f"{name}={value!r}: expected {expected}")
+_check = check_field  # a FieldError: the config loader blames the field's own key
 
 
 def _check_execution(device: str, num_workers: int) -> None:
@@ -37,12 +37,18 @@ class OptimConfig:
     Attributes:
         blr: base lr; the absolute lr is ``blr * eff_batch / 256`` with
             ``eff_batch = batch_size * accum_iter * world_size``.
-        lr: absolute lr; when set it overrides ``blr``.
+        lr: absolute lr; when set it overrides ``blr``. ``blr`` and ``lr`` are alternatives: the one
+            given on the command line wins, and clears the other one set in the config file (an
+            info line says so); giving both on the command line is an error.
         min_lr: lr at the end of the cosine.
         weight_decay: AdamW decoupled weight decay (biases and 1-D params get 0).
         betas: AdamW betas.
         epochs: length of the schedule in epochs.
         warmup_epochs: linear warmup from 0, in epochs.
+        schedule_steps: length of the lr schedule in optimizer steps; None = ``epochs`` × steps per
+            epoch. Set it to ``run.max_steps`` for a short run to warm up and decay within the run
+            (warmup then lasts ``schedule_steps × warmup_epochs / epochs`` steps). The engine prints
+            the schedule (warmup steps, total steps, peak lr) at the start.
         batch_size: samples per micro-batch per process.
         accum_iter: micro-batches accumulated per optimizer step.
         clip_grad: max global grad norm; None = no clipping.
@@ -55,13 +61,14 @@ class OptimConfig:
             passes ``model.parameters()`` to Adam as one group).
     """
 
-    blr: float = 1.5e-4
-    lr: float | None = None
+    blr: float = field(default=1.5e-4, metadata=alternatives("lr"))
+    lr: float | None = field(default=None, metadata=alternatives("blr"))
     min_lr: float = 0.0
     weight_decay: float = 0.05
     betas: tuple[float, float] = (0.9, 0.95)
     epochs: int = 800
     warmup_epochs: int = 40
+    schedule_steps: int | None = None
     batch_size: int = 64
     accum_iter: int = 1
     clip_grad: float | None = None
@@ -80,6 +87,8 @@ class OptimConfig:
         _check(self.epochs >= 1, "epochs", self.epochs, ">= 1")
         _check(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", self.warmup_epochs,
                f"between 0 and epochs={self.epochs}")
+        _check(self.schedule_steps is None or self.schedule_steps >= 1, "schedule_steps", self.schedule_steps,
+               "None or >= 1")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, ">= 1")
         _check(self.accum_iter >= 1, "accum_iter", self.accum_iter, ">= 1")
         _check(self.clip_grad is None or self.clip_grad > 0, "clip_grad", self.clip_grad, "None or > 0")
@@ -97,12 +106,24 @@ class RunConfig:
         seed: the one seed of data order, masks (via per-sample seeds) and dropout.
         ckpt_every: write ``last.pt`` every this many optimizer steps (and at the end).
         log_every: append a metrics row every this many optimizer steps.
-        max_steps: stop after this many optimizer steps (smoke runs); the lr schedule still
-            spans ``epochs``.
-        precision: "auto" = bf16 autocast on CUDA devices that support it, else fp32.
+        max_steps: stop after this many optimizer steps; the lr schedule still spans
+            ``optim.epochs`` unless ``optim.schedule_steps`` says otherwise (so a stopped run can be
+            resumed with a larger ``max_steps`` and continue exactly).
+        precision: "auto" = bf16 autocast where the device computes bf16 natively (a CUDA device
+            that supports it; a CPU with AMX-BF16 or AVX512-BF16), else fp32; the choice and its
+            reason are logged (see ``steps.choose_precision``).
         device: "auto" = CUDA when available (``cuda:LOCAL_RANK``), else CPU.
-        num_workers: DataLoader worker processes.
+        num_workers: DataLoader worker processes, started once and kept for the whole run.
+        cache: keep the dataset's decoded files (images, waveforms, point clouds, channel arrays:
+            what its reader decodes before any random augmentation) in memory, decoded once at the
+            start: true (YAML also reads ``on``), false (``off``), or "auto" = true when the decoded
+            size, estimated from the first items, is at most ``cache_mb`` (see
+            ``anymae.datasets.cache``). The decision is logged either way.
+        cache_mb: the size limit of ``cache="auto"``, in MiB.
         on_nan: "stop" raises on a non-finite loss; "skip" drops that update and counts it.
+        max_skipped_fraction: with on_nan="skip", the largest share of the run's optimizer steps
+            that may be dropped; the run fails (``NonFiniteLossError``) as soon as more were, so a
+            diverged run never ends "successfully" with unusable weights. Default 0.1 (10%).
         resume: continue from ``out_dir/last.pt`` when it exists.
         tensorboard: also write scalars to ``out_dir/tensorboard``.
         strategy: multi-process wrapper, "ddp" or "fsdp" (ignored in one process).
@@ -117,7 +138,10 @@ class RunConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     device: Device = "auto"
     num_workers: int = 4
+    cache: bool | Literal["auto"] = "auto"
+    cache_mb: float = 512.0
     on_nan: Literal["stop", "skip"] = "stop"
+    max_skipped_fraction: float = 0.1
     resume: bool = False
     tensorboard: bool = True
     strategy: Literal["ddp", "fsdp"] = "ddp"
@@ -131,7 +155,11 @@ class RunConfig:
         _check(self.precision in ("auto", "fp32", "bf16"), "precision", self.precision,
                "'auto', 'fp32' or 'bf16'")
         _check_execution(self.device, self.num_workers)
+        _check(self.cache in (True, False, "auto"), "cache", self.cache, "true, false or 'auto'")
+        _check(self.cache_mb >= 0, "cache_mb", self.cache_mb, ">= 0")
         _check(self.on_nan in ("stop", "skip"), "on_nan", self.on_nan, "'stop' or 'skip'")
+        _check(0 <= self.max_skipped_fraction <= 1, "max_skipped_fraction", self.max_skipped_fraction,
+               "a fraction in [0, 1]")
         _check(self.strategy in ("ddp", "fsdp"), "strategy", self.strategy, "'ddp' or 'fsdp'")
 
 

@@ -7,17 +7,22 @@ One plain loop over optimizer steps. Everything random flows from ``run_cfg.seed
 - dropout / drop-path: the global torch RNG, re-seeded at every optimizer step from
   (seed, step, rank).
 
-The lr is a pure function of the step (``schedule.lr_at``). So a run resumed from ``last.pt``
-(model, optimizer, step) continues exactly as if it had not stopped, with no RNG or sampler
-state saved.
+The lr is a pure function of the step (``schedule.lr_at`` over ``optim.schedule_steps`` or the
+epochs). So a run resumed from ``last.pt`` (model, optimizer, step) continues exactly as if it had
+not stopped, with no RNG or sampler state saved.
+
+What makes the run fast is said once at its start (on stderr, rank 0): the precision and why,
+the lr schedule, where the loader's processes and the model's threads compute, and the decoded-
+file cache (``run.cache``). The loader is one DataLoader for the whole run (``steps.run_batches``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from anymae.core.config import dump_yaml, to_dict
+from anymae.core.io import writable_dir
+from anymae.datasets.cache import prepare_cache
 from anymae.datasets.contract import SampleDataset, as_samples
 from anymae.tasks.train.checkpoint import (
     LAST,
@@ -42,14 +49,23 @@ from anymae.tasks.train.logging import MetricsLogger, progress_bar
 from anymae.tasks.train.optim import build_optimizer
 from anymae.tasks.train.sampler import mix_seed, steps_per_epoch
 from anymae.tasks.train.schedule import absolute_lr, lr_at, set_lr
-from anymae.tasks.train.steps import Objective, accumulate, autocast_dtype, epoch_batches
+from anymae.tasks.train.steps import Objective, accumulate, choose_precision, run_batches, thread_placement
 from anymae.tasks.train.config import OptimConfig, RunConfig
 
 log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN / Inf (with ``on_nan="stop"``); the message names the step."""
+    """The loss became NaN / Inf (with ``on_nan="stop"``), or ``on_nan="skip"`` dropped more than
+    ``run.max_skipped_fraction`` of the run's steps; the message names the step."""
+
+
+def _resume_hint(out_dir: Path) -> str:
+    """Where a stopped run can continue from: only a checkpoint that exists is named."""
+    path = latest_checkpoint(out_dir)
+    if path is None:
+        return f"no checkpoint was written to '{out_dir}' yet, so the run must start again"
+    return f"'{path}' holds the last saved step (resume with --resume)"
 
 
 @dataclass
@@ -102,13 +118,46 @@ def _save(
     return path
 
 
+def lr_schedule(optim_cfg: OptimConfig, per_epoch: int, peak_lr: float) -> dict[str, float]:
+    """``schedule.lr_at``'s keyword arguments for this run.
+
+    Default: MAE's schedule over ``optim.epochs`` epochs of ``per_epoch`` steps. With
+    ``optim.schedule_steps`` = S: the same shape over S steps (warmup ``S × warmup_epochs / epochs``
+    steps, then the cosine down to ``min_lr`` at step S), counted in steps.
+    """
+    common = {"lr": peak_lr, "min_lr": optim_cfg.min_lr}
+    if optim_cfg.schedule_steps is None:
+        return {**common, "warmup_epochs": optim_cfg.warmup_epochs, "epochs": optim_cfg.epochs,
+                "iters_per_epoch": per_epoch}
+    steps = optim_cfg.schedule_steps
+    return {**common, "warmup_epochs": steps * optim_cfg.warmup_epochs / optim_cfg.epochs, "epochs": steps,
+            "iters_per_epoch": 1}
+
+
+def _schedule_line(schedule: dict[str, float], optim_cfg: OptimConfig, total: int) -> str:
+    """The lr schedule in steps, for the start of a run; says when the run stops before its end."""
+    steps = schedule["epochs"] * schedule["iters_per_epoch"]
+    warmup = schedule["warmup_epochs"] * schedule["iters_per_epoch"]
+    source = "optim.schedule_steps" if optim_cfg.schedule_steps is not None else \
+        f"optim.epochs={optim_cfg.epochs} × {schedule['iters_per_epoch']:g} steps per epoch"  # fmt: skip
+    line = (f"lr schedule: {warmup:g} warmup steps, then cosine to min_lr {schedule['min_lr']:g} at step {steps:g} "
+            f"({source}); peak lr {schedule['lr']:.4g}")
+    if total < steps:
+        line += (f"; this run stops at step {total} (run.max_steps), before the lr decays: set "
+                 f"optim.schedule_steps={total} to warm up and decay within it")
+    return line
+
+
 def _restore(
     out_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, run_info: dict[str, Any]
 ) -> dict[str, Any]:
     """Load the newest checkpoint of ``out_dir`` into model and optimizer; returns the checkpoint."""
     path = latest_checkpoint(out_dir)
     if path is None:
-        return {}
+        raise FileNotFoundError(
+            f"nothing to resume: run.out_dir '{out_dir}' holds no last.pt or step_*.pt; check the path, "
+            "or drop --resume (run.resume=true) to start a new run"
+        )
     ckpt = load_checkpoint(path)
     same = {"samples_per_step": "batch_size × accum_iter × world_size", "steps_per_epoch": "the dataset size"}
     for key, what in same.items():
@@ -143,8 +192,9 @@ def train(
     Args:
         model: the bare model (it is moved to the device and wrapped here).
         dataset: map-style dataset following the dataset contract (``anymae.datasets.contract``;
-            a plain torch dataset gets its defaults): ``set_epoch(e)`` is called before each
-            epoch and ``collate`` batches the items.
+            a plain torch dataset gets its defaults): ``set_epoch(e)`` is called before the
+            items of epoch e are read, in the process that reads them (``sampler.EpochItems``),
+            ``collate`` batches the items, and ``decode_cache`` is filled per ``run.cache``.
         objective: ``(model, batch) -> (scalar loss, {name: number})``; e.g. ``pretrain_objective``.
         optim_cfg: optimizer / schedule / batch recipe.
         run_cfg: where and how to run.
@@ -155,9 +205,12 @@ def train(
         ``TrainResult``; writes ``config.yaml``, ``metrics.csv``, ``last.pt`` (+ ``tensorboard/``).
 
     Raises:
-        NonFiniteLossError: a non-finite loss with ``on_nan="stop"`` (names the step and the
-            last finite loss).
+        NonFiniteLossError: a non-finite loss with ``on_nan="stop"`` (names the step, the
+            last finite loss and the checkpoint to resume from, if one exists), or more than
+            ``run_cfg.max_skipped_fraction`` of the run's steps skipped with ``on_nan="skip"``.
         FileExistsError: ``out_dir`` already holds a checkpoint and ``resume`` is False.
+        FileNotFoundError: ``resume`` is True but ``out_dir`` holds no checkpoint.
+        NotADirectoryError, PermissionError: ``out_dir`` is a file or cannot be written.
     """
     info = init_distributed(run_cfg.device)
     return _train(model, as_samples(dataset), objective, optim_cfg, run_cfg, to_dict(full_config), info)
@@ -172,8 +225,7 @@ def _train(
     config: dict[str, Any],
     info: DistInfo,
 ) -> TrainResult:
-    out_dir = Path(run_cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = writable_dir(run_cfg.out_dir, "run.out_dir")
     if not run_cfg.resume and latest_checkpoint(out_dir) is not None:
         raise FileExistsError(f"'{out_dir}' already holds a checkpoint; set resume=True or use another out_dir")
     per_epoch = steps_per_epoch(len(dataset), optim_cfg.batch_size, info.world_size, optim_cfg.accum_iter)
@@ -182,13 +234,16 @@ def _train(
         total = min(total, run_cfg.max_steps)
     samples_per_step = optim_cfg.batch_size * optim_cfg.accum_iter * info.world_size
     peak_lr = optim_cfg.lr if optim_cfg.lr is not None else absolute_lr(optim_cfg.blr, samples_per_step)
-    amp = autocast_dtype(run_cfg.precision, info.device)
+    amp, precision_why = choose_precision(run_cfg.precision, info.device)
+    schedule = lr_schedule(optim_cfg, per_epoch, peak_lr)
     run_info = {  # the engine's resolved settings, saved in every checkpoint
         "world_size": info.world_size,
         "samples_per_step": samples_per_step,
         "steps_per_epoch": per_epoch,
         "total_steps": total,
         "peak_lr": peak_lr,
+        "schedule_steps": schedule["epochs"] * schedule["iters_per_epoch"],
+        "warmup_steps": schedule["warmup_epochs"] * schedule["iters_per_epoch"],
         "device": str(info.device),
         "precision": "bf16" if amp is not None else "fp32",
         "optim": to_dict(optim_cfg),
@@ -208,27 +263,25 @@ def _train(
     )
     ckpt = _restore(out_dir, wrapped, optimizer, run_info) if run_cfg.resume else {}
     start, skipped = ckpt.get("step", 0), ckpt.get("skipped_steps", 0)
+    header = [f"precision: {run_info['precision']} ({precision_why})", _schedule_line(schedule, optim_cfg, total)]
+    batches: Iterator[Any] = iter(())
+    if start < total:
+        header += [prepare_cache(dataset, run_cfg.cache, run_cfg.cache_mb), thread_placement(run_cfg.num_workers)]
+        batches = run_batches(dataset, optim_cfg, run_cfg, info, start, total)  # one loader for the whole run
     if info.is_main:
+        print("\n".join(header), file=sys.stderr, flush=True)
         dump_yaml(config, out_dir / "config.yaml")
-    metrics = MetricsLogger(out_dir, append=bool(ckpt), tensorboard=run_cfg.tensorboard, enabled=info.is_main)
+    metrics = MetricsLogger(out_dir, append=bool(ckpt), keep_until=start, tensorboard=run_cfg.tensorboard,
+                            enabled=info.is_main)
     bar = progress_bar(total, start, enabled=info.is_main)
     last_finite: tuple[int, float] | None = None
-    loss, batches, tick, ticked_steps = math.nan, iter(()), time.perf_counter(), 0
+    loss, tick, ticked_steps = math.nan, time.perf_counter(), 0
     wrapped.train()
     try:
         for it in range(start, total):  # `it` is 0-based; `step` = it + 1 = optimizer steps done
-            epoch, step_in_epoch = divmod(it, per_epoch)
-            if it == start or step_in_epoch == 0:
-                batches = epoch_batches(dataset, optim_cfg, run_cfg, info, epoch, step_in_epoch)
+            epoch = it // per_epoch
             torch.manual_seed(mix_seed(run_cfg.seed, it, info.rank))  # dropout / drop-path
-            lr = lr_at(
-                it,
-                lr=peak_lr,
-                min_lr=optim_cfg.min_lr,
-                warmup_epochs=optim_cfg.warmup_epochs,
-                epochs=optim_cfg.epochs,
-                iters_per_epoch=per_epoch,
-            )
+            lr = lr_at(it, **schedule)
             set_lr(optimizer, lr)
             values, names = accumulate(wrapped, batches, objective, optim_cfg.accum_iter, info.device, amp)
             stats = dict(zip(names, mean_over_ranks(values).tolist()))
@@ -240,11 +293,18 @@ def _train(
                 last_finite = (step, loss)
             elif run_cfg.on_nan == "skip":
                 skipped += 1
+                if skipped > run_cfg.max_skipped_fraction * total:
+                    raise NonFiniteLossError(
+                        f"on_nan='skip' dropped {skipped} of the run's {total} optimizer steps for a non-finite "
+                        f"loss (the last at step {step}), more than run.max_skipped_fraction="
+                        f"{run_cfg.max_skipped_fraction:g}; the run is diverging: lower the lr or set clip_grad; "
+                        f"{_resume_hint(out_dir)}"
+                    )
             else:
                 last = f"loss {last_finite[1]:.6g} at step {last_finite[0]}" if last_finite else "none in this run"
                 raise NonFiniteLossError(
                     f"non-finite loss ({loss}) at step {step} (epoch {epoch}); last finite: {last}. "
-                    f"Lower the lr, set clip_grad, or resume from '{out_dir / LAST}' with on_nan='skip'"
+                    f"Lower the lr, set clip_grad, or set run.on_nan=skip; {_resume_hint(out_dir)}"
                 )
             optimizer.zero_grad(set_to_none=True)
 
@@ -262,6 +322,7 @@ def _train(
                 _save(out_dir, wrapped, optimizer, info, run_cfg.keep_step_checkpoints,
                       **fields, config=config, run=run_info)
     finally:
+        batches = iter(())  # drops the loader's iterator: its worker processes stop
         bar.close()
         metrics.close()
     if skipped and info.is_main:

@@ -6,6 +6,7 @@ Only rank 0 logs; other ranks build a disabled logger so the training loop has n
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 import os
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
+
+from anymae.core.io import atomic_write
 
 METRICS_FILE = "metrics.csv"
 log = logging.getLogger(__name__)
@@ -23,18 +26,21 @@ class MetricsLogger:
 
     The CSV header is written once, from the first row's keys: every metric an objective returns
     (e.g. each loss part) must be present from the first logged step on. A resumed run appends
-    under the existing header (a redone step appears twice: its last row is the one that
-    counts); keys missing from the header are left out of the CSV, with one warning naming
-    them, and still reach TensorBoard.
+    under the existing header, after dropping the rows of steps after ``keep_until`` (the
+    checkpoint's step: those steps are redone, so each step keeps one row); keys missing from the
+    header are left out of the CSV, with one warning naming them, and still reach TensorBoard.
 
     Args:
         out_dir: run directory.
         append: keep an existing metrics.csv (resume); False starts a new one.
+        keep_until: with ``append``, the rows whose step is above it are dropped first (rewritten
+            atomically); None keeps every row.
         tensorboard: also write ``train/<key>`` scalars to ``out_dir/tensorboard``.
         enabled: False makes every call a no-op (ranks other than 0).
     """
 
-    def __init__(self, out_dir: str | os.PathLike[str], *, append: bool, tensorboard: bool, enabled: bool = True):
+    def __init__(self, out_dir: str | os.PathLike[str], *, append: bool, tensorboard: bool, enabled: bool = True,
+                 keep_until: int | None = None):
         self.enabled = enabled
         self.path = Path(out_dir) / METRICS_FILE
         self._file: Any = None
@@ -45,8 +51,7 @@ class MetricsLogger:
             return
         header = None
         if append and self.path.is_file() and self.path.stat().st_size > 0:
-            with open(self.path, newline="") as f:
-                header = next(csv.reader(f), None)
+            header = _keep_rows_until(self.path, keep_until)
         self._file = open(self.path, "a" if header else "w", newline="")  # noqa: SIM115 (closed in close())
         if header:
             self._writer = csv.DictWriter(self._file, fieldnames=header, extrasaction="ignore", restval="")
@@ -81,6 +86,32 @@ class MetricsLogger:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+
+
+def _keep_rows_until(path: Path, last_step: int | None) -> list[str] | None:
+    """Drop the rows of ``path`` whose step is above ``last_step`` (rewritten atomically); its header."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    header = rows[0] if rows else None
+    if header is None or last_step is None or "step" not in header:
+        return header
+    col = header.index("step")
+
+    def keep(row: list[str]) -> bool:
+        try:
+            return float(row[col]) <= last_step
+        except (IndexError, ValueError):  # a row cut by a kill: not a step that counts
+            return False
+
+    kept = [header, *(row for row in rows[1:] if keep(row))]
+    if len(kept) < len(rows):
+        text = io.StringIO(newline="")
+        csv.writer(text).writerows(kept)
+        with atomic_write(path, "wb") as f:
+            f.write(text.getvalue().encode())
+        log.info("dropped %d row(s) of %s after step %d (redone after the resume)", len(rows) - len(kept),
+                 path, last_step)
+    return header
 
 
 def progress_bar(total: int, initial: int, *, enabled: bool) -> tqdm:

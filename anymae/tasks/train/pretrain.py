@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from anymae.core.config import ConfigError, load_config
+from anymae.core.config import ConfigError, FieldError, load_config
 from anymae.core.model import MaskedAutoencoder
 from anymae.core.registry import create_model
 from anymae.datasets.seeding import SeededSamples
@@ -35,8 +35,16 @@ class PretrainConfig:
     run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/pretrain"))
 
 
+def _blamed_options(err: FieldError, options: dict[str, Any]) -> list[str]:
+    """The model options a value error is about: its named field, else the options set to its value."""
+    if err.field in options:
+        return [err.field]
+    return [k for k, v in options.items() if type(v) is type(err.value) and v == err.value]
+
+
 def build_model(section: dict[str, Any]) -> MaskedAutoencoder:
-    """`{"name": preset, **options}` -> model; unknown names/options fail listing the valid ones."""
+    """`{"name": preset, **options}` -> model; unknown names/options fail listing the valid ones, and
+    a value the model refuses (`model.mask_ratio=1.5`) is a `ConfigError` naming the option."""
     options = dict(section)
     name = options.pop("name", None)
     if not isinstance(name, str):
@@ -45,6 +53,11 @@ def build_model(section: dict[str, Any]) -> MaskedAutoencoder:
         return create_model(name, **options)  # type: ignore[return-value]
     except TypeError as err:  # unknown option: re-raise as a config error naming the section
         raise ConfigError(f"model: {err}") from None
+    except FieldError as err:  # a value checked deep in the model (a mask ratio): name the option set to it
+        keys = " / ".join(f"'model.{k}'" for k in _blamed_options(err, options)) or f"'model' ({name})"
+        raise ConfigError(f"config key {keys}: expected {err.expected}, got {err.value!r}") from None
+    except ValueError as err:  # another value the model cannot be built with
+        raise ConfigError(f"model ({name}): {err}") from None
 
 
 def load_pretrain_config(path: str | None, overrides: list[str]) -> PretrainConfig:

@@ -6,18 +6,27 @@ positions ``[r·batch_size, (r+1)·batch_size)`` of each. So the union over rank
 samples is exactly the one-process batch of ``batch_size × world_size``, and a resumed run
 starts at the right position without saving any sampler state. The tail that does not fill an
 optimizer step is dropped (as MAE's ``drop_last=True``).
+
+A run reads its data through ONE DataLoader whose worker processes live for the whole run:
+``RunBatchSampler`` chains the epochs' ``ShardedBatchSampler`` orders from the run's first step to
+its last, and each index it yields carries its epoch, ``(epoch, index)``; ``EpochItems`` (the
+loader's dataset) selects that epoch's randomness (``set_epoch``) in whichever process reads the
+item. So no worker is re-created at an epoch boundary, the prefetch runs on across it, and the
+items are exactly those of a loader re-created per epoch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import Dataset, Sampler
 
 from anymae.core.seeds import mix_seed
+from anymae.datasets.contract import SampleDataset
 
-__all__ = ["ShardedBatchSampler", "epoch_permutation", "mix_seed", "steps_per_epoch"]
+__all__ = ["EpochItems", "RunBatchSampler", "ShardedBatchSampler", "epoch_permutation", "mix_seed", "steps_per_epoch"]
 
 
 def epoch_permutation(num_samples: int, seed: int, epoch: int) -> torch.Tensor:
@@ -83,3 +92,71 @@ class ShardedBatchSampler(Sampler[list[int]]):
         for micro in range(self.start_step * self.accum_iter, self.steps * self.accum_iter):
             first = micro * global_batch + self.rank * self.batch_size
             yield order[first : first + self.batch_size].tolist()
+
+
+class RunBatchSampler(Sampler[list[tuple[int, int]]]):
+    """One rank's micro-batches for optimizer steps ``[start, stop)`` of a run, across epochs.
+
+    Step ``it`` (0-based over the run) is step ``it % steps`` of epoch ``it // steps``, with
+    ``steps = steps_per_epoch(...)``; its micro-batches are ``ShardedBatchSampler``'s for that
+    epoch, each index paired with its epoch: ``[(epoch, index), ...]`` (``batch_size`` pairs).
+
+    Args:
+        num_samples, batch_size, world_size, rank, accum_iter, seed: as ``ShardedBatchSampler``.
+        start: the first optimizer step of the run to yield (a resumed run's step).
+        stop: the step after the last one (the run's total steps).
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        *,
+        world_size: int = 1,
+        rank: int = 0,
+        accum_iter: int = 1,
+        seed: int = 0,
+        start: int = 0,
+        stop: int,
+    ) -> None:
+        self.steps = steps_per_epoch(num_samples, batch_size, world_size, accum_iter)
+        if not 0 <= start <= stop:
+            raise ValueError(f"start={start}, stop={stop}: expected 0 <= start <= stop")
+        self.start, self.stop, self.accum_iter = start, stop, accum_iter
+        self._epoch_args = {"num_samples": num_samples, "batch_size": batch_size, "world_size": world_size,
+                            "rank": rank, "accum_iter": accum_iter, "seed": seed}
+
+    def __len__(self) -> int:
+        return (self.stop - self.start) * self.accum_iter
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        it = self.start
+        while it < self.stop:
+            epoch, first = divmod(it, self.steps)
+            last = min(self.steps, first + self.stop - it)  # the epoch's steps [first, last) are in the run
+            batches = iter(ShardedBatchSampler(**self._epoch_args, epoch=epoch, start_step=first))
+            for _ in range((last - first) * self.accum_iter):
+                yield [(epoch, i) for i in next(batches)]
+            it += last - first
+
+
+class EpochItems(Dataset):
+    """A DataLoader's view of a dataset whose items are asked for as ``(epoch, index)``.
+
+    ``self[(e, i)]`` is ``dataset[i]`` after ``dataset.set_epoch(e)`` (called when the epoch
+    changes, in the process that reads the item: a loader worker or the main process).
+    """
+
+    def __init__(self, dataset: SampleDataset) -> None:
+        self.dataset = dataset
+        self.epoch: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        if epoch != self.epoch:
+            self.dataset.set_epoch(epoch)
+            self.epoch = epoch
+        return self.dataset[index]

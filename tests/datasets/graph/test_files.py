@@ -16,9 +16,9 @@ from anymae.datasets.graph.readers import (
     degree_features,
     read_edge_list,
     read_networkx,
-    read_planetoid,
     read_tu,
 )
+from anymae.datasets.graph.planetoid import read_planetoid
 from anymae.datasets.skips import DataError
 from anymae.datasets.sources import build_dataset, files_section
 from anymae.modalities.graph_data import Graphs, collate_graphs

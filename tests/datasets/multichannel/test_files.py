@@ -133,3 +133,93 @@ def test_anymae_stats_gives_exact_per_channel_statistics(tmp_path: Path) -> None
     assert np.allclose(stats.mean, all_values.mean(axis=(0, 2, 3)))
     assert np.allclose(stats.std, all_values.std(axis=(0, 2, 3)))
     assert stats.num_samples == 3 and stats.count == 3 * 64
+
+
+# --- hostile input (issue 17): non-finite values, strings / objects, declared sizes, stacks of any size
+
+def test_nan_and_inf_are_refused_at_read_naming_file_and_channel(tmp_path: Path) -> None:
+    s = _stack(0)
+    s[1, 4, 7] = np.nan
+    s[1, 5, 0] = np.inf
+    write_stack(tmp_path / "a" / "nan.tif", s)
+    over = _stack(1).astype(np.float64)
+    over[2, 0, 3] = 1e39  # beyond float32: Inf once read as float32
+    write_stack(tmp_path / "b" / "over.npy", over)
+    section = {"source": "multichannel_files", "root": str(tmp_path), "channels": ["dna", "er", "rna"]}
+    ds = build_dataset(section, split="test", model_config=MODEL)
+    with pytest.raises(DataError, match=r"nan\.tif: channel 'er' has 2 NaN or Inf value\(s\) "
+                                        r"\(first at row 4, column 7;"):
+        ds[0]
+    with pytest.raises(DataError, match=r"over\.npy: channel 'rna' has 1 NaN or Inf value\(s\) "
+                                        r"\(first at row 0, column 3;"):
+        ds[1]
+    plane = np.ones((8, 8), np.float32)
+    plane[2, 2] = -np.inf
+    write_stack(tmp_path / "c" / "er0.tif", plane)
+    (tmp_path / "c" / "index.csv").write_text("er\ner0.tif\n")
+    csv = build_dataset({"source": "multichannel_csv", "csv": str(tmp_path / "c" / "index.csv"), "channels": ["er"]},
+                        split="test", model_config=MODEL)
+    with pytest.raises(DataError, match=r"er0\.tif: channel 'er' has 1 NaN or Inf value\(s\) "
+                                        r"\(first at row 2, column 2;"):
+        csv[0]
+
+
+def test_npy_of_strings_or_objects_is_a_data_error_even_with_skip(tmp_path: Path) -> None:
+    np.save(tmp_path / "text.npy", np.array([["a", "b"], ["c", "d"]]))
+    np.save(tmp_path / "objects.npy", np.array([{"x": 1}, None], dtype=object), allow_pickle=True)
+    write_stack(tmp_path / "good.npy", _stack(2))
+    with pytest.raises(DataError, match=r"text\.npy: expected an array of real numbers, found dtype <U1"):
+        read_array(tmp_path / "text.npy")
+    with pytest.raises(DataError, match=r"objects\.npy: expected an array of real numbers, found dtype object "
+                                        r"\(object arrays are never unpickled\)"):
+        read_array(tmp_path / "objects.npy")
+    section = {"source": "multichannel_files", "root": str(tmp_path), "channels": ["dna", "er", "rna"],
+               "on_error": "skip"}
+    ds = build_dataset(section, split="test", model_config=MODEL)
+    assert [ds[i][0].pixels.shape for i in range(3)] == [(3, 8, 8)] * 3
+    assert ds.skipped() == 2 and "objects.npy" in ds.skip_report() and "text.npy" in ds.skip_report()
+
+
+def test_declared_sizes_are_checked_before_allocating(tmp_path: Path) -> None:
+    import zipfile
+
+    from tests.fuzz.bad_inputs import assert_named_error, bounded_memory
+    from tests.fuzz.test_image import tiff_bytes
+
+    header = {"descr": "<f4", "fortran_order": False, "shape": (3, 50_000, 50_000)}
+    with open(tmp_path / "bomb.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        f.write(bytes(16))
+    with zipfile.ZipFile(tmp_path / "bomb.npz", "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("image.npy", "w") as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            f.write(bytes(16))
+    (tmp_path / "bomb.tif").write_bytes(tiff_bytes(9000, 9000))
+    declared = 3 * 50_000 * 50_000 * 4
+    with bounded_memory(20):
+        m = assert_named_error(lambda: read_array(tmp_path / "bomb.npy"), tmp_path / "bomb.npy")
+        assert f"shape (3, 50000, 50000) float32 ({declared + 128:,} bytes), but the file holds only 144 bytes" in m
+        m = assert_named_error(lambda: read_array(tmp_path / "bomb.npz"), tmp_path / "bomb.npz")
+        assert f"({declared + 128:,} bytes), but the file holds only 144 bytes" in m  # the member's bytes
+        m = assert_named_error(lambda: read_array(tmp_path / "bomb.tif"), tmp_path / "bomb.tif")
+        assert "shape (9000, 9000) float32 (324,000,000 bytes), but the file holds only 150 bytes" in m
+
+
+def test_zero_sized_stacks_are_refused(tmp_path: Path) -> None:
+    np.save(tmp_path / "flat.npy", np.zeros((3, 0, 5), np.float32))
+    section = {"source": "multichannel_files", "root": str(tmp_path), "channels": ["dna", "er", "rna"]}
+    with pytest.raises(DataError, match=r"flat\.npy: the stack is 0×5 pixels; expected at least 1×1"):
+        build_dataset({**section, "img_size": None}, split="test", model_config={**MODEL, "img_size": None})[0]
+
+
+def test_anymae_stats_over_stacks_of_different_sizes(tmp_path: Path) -> None:
+    stacks = [_stack(0, size=8), _stack(1, size=12), np.moveaxis(_stack(2, size=5), 0, -1)]
+    for i, s in enumerate(stacks):
+        write_stack(tmp_path / f"s{i}.{['tif', 'npy', 'npy'][i]}", s)
+    section = {"source": "multichannel_files", "root": str(tmp_path), "channels": ["dna", "er", "rna"],
+               "img_size": None}
+    stats = run_stats(StatsConfig(data=section, batch_size=3, model={**MODEL, "img_size": None}))
+    chw = [stacks[0], stacks[1], np.moveaxis(stacks[2], -1, 0)]
+    per_channel = np.concatenate([s.reshape(3, -1) for s in chw], axis=1).astype(np.float64)  # 3×(64+144+25)
+    assert stats.count == 64 + 144 + 25 and stats.num_samples == 3
+    assert np.allclose(stats.mean, per_channel.mean(1)) and np.allclose(stats.std, per_channel.std(1))

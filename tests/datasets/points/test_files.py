@@ -175,3 +175,103 @@ def test_file_source_for_reconstruct_is_flat(tmp_path: Path) -> None:
     section = files_section("points", str(tmp_path / "one.pcd"))
     ds = build_dataset(section, split="test", model_config=MODEL)
     assert len(ds) == 1 and ds[0][1] == -1 and ds[0][0].shape == (64, 3)
+
+
+# --- hostile input (issue 17): declared sizes, truncation, overflow, degenerate clouds, large clouds
+
+_PLY_HEAD = ("ply\nformat binary_little_endian 1.0\nelement vertex {n}\nproperty float x\nproperty float y\n"
+             "property float z\nend_header\n")
+
+
+def test_declared_size_bombs_are_refused_before_allocating(tmp_path: Path) -> None:
+    from tests.fuzz.bad_inputs import assert_named_error, bounded_memory
+
+    bombs = {
+        "bomb.off": b"OFF\n999999999 1 0\n0 0 0\n",  # the issue's 40-byte header (took ~20 GB)
+        "glued.off": b"OFF999999999 1 0\n0 0 0\n",
+        "bomb.ply": _PLY_HEAD.format(n=999_999_999).encode() + bytes(24),
+        "bomb.pcd": b"VERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 999999999\nHEIGHT 1\n"
+                    b"POINTS 999999999\nDATA binary\n" + bytes(24),
+    }
+    for name, data in bombs.items():
+        (tmp_path / name).write_bytes(data)
+        with bounded_memory(20):
+            message = assert_named_error(lambda: read_points(tmp_path / name), tmp_path / name)
+        assert "999,999,999" in message and f"only {len(data)} bytes" in message
+    with open(tmp_path / "bomb.npy", "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (999_999_999, 3)})
+        f.write(bytes(24))
+    with bounded_memory(20):
+        message = assert_named_error(lambda: read_points(tmp_path / "bomb.npy"), tmp_path / "bomb.npy")
+    # a 128-byte header + 12 bytes per declared point; 128 + 24 bytes held
+    assert "shape (999999999, 3) float32 (12,000,000,116 bytes), but the file holds only 152 bytes" in message
+
+
+def test_truncated_binary_ply_is_an_error_not_uninitialized_points(tmp_path: Path) -> None:
+    good = write_cloud(tmp_path / "good.ply", synthetic_shape("sphere", 100, np.random.default_rng(0)))
+    data = good.read_bytes()
+    (tmp_path / "cut.ply").write_bytes(data[:-13])  # 100 vertices × 3 doubles declared, 13 bytes missing
+    with pytest.raises(DataError, match=r"cut\.ply: the header declares 100 vertex\(s\) \(\d[\d,]* bytes\), "
+                                        r"but the file holds only [\d,]+ bytes: truncated"):
+        read_points(tmp_path / "cut.ply")
+    np.testing.assert_allclose(read_points(good), np.frombuffer(data[-2400:], "<f8").reshape(100, 3), atol=1e-6)
+
+
+def test_overflowing_and_degenerate_clouds_are_refused(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    write_cloud(tmp_path / "huge.npy", (rng.normal(size=(64, 3)) * 1e30).astype(np.float32))
+    write_cloud(tmp_path / "same.npy", np.tile(np.float32([[0.5, -2, 3]]), (64, 1)))
+    write_cloud(tmp_path / "over.txt", np.full((64, 3), 1e39))  # beyond float32: Inf once read
+    pipe = CloudPipeline(64, min_points=8)
+    use = lambda name: pipe(read_points(tmp_path / name), name)
+    with pytest.raises(DataError, match=r"huge\.npy has coordinates up to \d\.\d+e\+30; expected \|x\| <= 1e\+18"):
+        use("huge.npy")
+    with pytest.raises(DataError, match=r"same\.npy: all 64 points lie at one position \(zero extent\)"):
+        use("same.npy")
+    with pytest.raises(DataError, match=r"over\.txt has 64 point\(s\) with NaN or Inf.*beyond float32's range"):
+        use("over.txt")
+    big = (rng.normal(size=(64, 3)) * 1e15).astype(np.float32)  # large but finite: normalized exactly
+    out = pipe(big, "big")
+    assert torch.isfinite(out).all() and float(out.norm(dim=1).max()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_garbage_files_cannot_be_parsed_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "junk.xyz").write_bytes(b"1 2 3\nhello world again\n")
+    (tmp_path / "junk.pcd").write_bytes(b"\x00\x01 not a pcd header at all")
+    (tmp_path / "junk.obj").write_bytes(b"# nothing but a comment\nfoo bar\n")
+    (tmp_path / "empty.ply").write_bytes(b"")
+    with pytest.raises(DataError, match=r"cannot parse point cloud .*junk\.xyz: ValueError: could not convert"):
+        read_points(tmp_path / "junk.xyz")
+    with pytest.raises(DataError, match=r"cannot parse PCD file .*junk\.pcd: no 'DATA' line"):
+        read_points(tmp_path / "junk.pcd")
+    with pytest.raises(DataError, match=r"cannot parse point cloud .*junk\.obj: ValueError: no vertices found"):
+        read_points(tmp_path / "junk.obj")
+    with pytest.raises(DataError, match=r"empty\.ply is empty \(0 bytes\)"):
+        read_points(tmp_path / "empty.ply")
+
+
+def test_large_clouds_are_subsampled_once_and_say_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from tests.fuzz.bad_inputs import bounded_memory
+
+    rng = np.random.default_rng(0)
+    n = 1_500_000  # 18 MB of float32 per file, more than the memory the reads may take
+    write_cloud(tmp_path / "big.npy", rng.normal(size=(n, 3)).astype(np.float32))
+    ply = tmp_path / "big.ply"
+    ply.write_bytes(_PLY_HEAD.format(n=n).encode() + rng.normal(size=(n, 3)).astype("<f4").tobytes())
+    write_cloud(tmp_path / "small.npy", rng.normal(size=(100, 3)).astype(np.float32))
+    ds = build_dataset({"source": "point_files", "root": str(tmp_path)}, split="test", augment=False,
+                       model_config=MODEL)
+    assert ds.max_points == 16384  # max(8 × 64, 16384)
+    with caplog.at_level(logging.INFO, logger="anymae.datasets.points.readers"):
+        with bounded_memory(12):  # the subset (16384 × 3 floats, mapped rows), not the file
+            first = [ds[i][0] for i in range(len(ds))]
+        again = [ds[i][0] for i in range(len(ds))]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and all(f"{n} points, subsampled once to 16384" in ln for ln in lines)
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))  # the same fixed subset
+    from anymae.datasets.points.readers import read_cloud, subsample_indices
+
+    sub, total = read_cloud(tmp_path / "big.npy", max_points=16384)
+    assert total == n and np.array_equal(sub, np.load(tmp_path / "big.npy")[subsample_indices(n, 16384)])

@@ -42,3 +42,14 @@ def test_audio_stats_are_those_of_the_raw_fbank(tmp_path: Path) -> None:
 def test_sources_without_normalize_are_refused() -> None:
     with pytest.raises(ConfigError, match="no 'normalize' field"):
         raw_section({"source": "synthetic_images"})
+
+
+def test_samples_of_different_sizes_each_count_whole_and_channel_counts_must_agree() -> None:
+    samples = [torch.tensor([[[1.0, 3.0]], [[10.0, 10.0]]]), torch.tensor([[[5.0]], [[20.0]]])]  # 2×1×2, 2×1×1
+    stats = channel_stats(s.unsqueeze(0) for s in samples)
+    assert stats.count == 3 and stats.num_samples == 2
+    assert stats.mean == pytest.approx([3.0, 40 / 3])  # (1 + 3 + 5) / 3, (10 + 10 + 20) / 3
+    assert stats.std == pytest.approx([(8 / 3) ** 0.5, (200 / 9) ** 0.5])  # population std of 1,3,5 and 10,10,20
+    with pytest.raises(ValueError, match=r"sample 1 has 3 channel\(s\), the samples before it 2; statistics per "
+                                         r"channel need one channel count"):
+        channel_stats([torch.zeros(1, 2, 4), torch.zeros(1, 3, 4)])

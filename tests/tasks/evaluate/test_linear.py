@@ -101,3 +101,13 @@ def test_selection_uses_val_never_test() -> None:
     assert result.top1 >= 95.0
     assert result.best_val_epoch is not None and result.best_val_epoch < 5
     assert result.test_top1_at_best_val is not None and result.test_top1_at_best_val < result.top1 - 20
+
+
+def test_the_default_optimizer_works_at_small_data_sizes_where_the_papers_lars_does_not() -> None:
+    # 300 samples, batch 256: one step per epoch, 90 steps, far from LARS' 16k-sample batches
+    train, test = _clusters(300, 0, d=32, c=10), _clusters(200, 1, d=32, c=10)
+    default = linear_probe(train, test)
+    assert "; adamw blr=0.01 lr=0.01 (blr*batch/256) batch=256 epochs=90" in default.protocol
+    assert default.top1 == linear_probe(train, test, optimizer="adamw", blr=1e-2).top1 >= 95.0
+    lars = linear_probe(train, test, optimizer="lars")  # the paper's protocol: blr 0.1
+    assert "lars blr=0.1" in lars.protocol and lars.top1 < 50.0

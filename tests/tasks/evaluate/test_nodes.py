@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import anymae
+from anymae.datasets.graph.dataset import stratified_split
 from anymae.datasets.seeding import SeededSamples
 from anymae.datasets.sources import build_dataset
 from anymae.modalities.graph_data import Graphs
@@ -49,7 +50,8 @@ def test_probe_without_val_reports_the_last_epoch_and_checks_masks() -> None:
 
 def test_pretrained_embeddings_beat_random_init_on_sbm(tmp_path: Path) -> None:
     """The done-criterion: GraphMAE pretraining on an SBM graph gives a better node probe than the
-    same encoder at random init (fixed seeds; measured 87.6% vs 79.9% on 126 test nodes)."""
+    same encoder at random init (fixed seeds; stratified splits 0..4 of 42/42/126 nodes: measured
+    about 91% vs 85% on average; single splits range from +1 to +10 points)."""
     torch.manual_seed(0)
     opts = {"in_dim": 64, "num_hidden": 32, "num_heads": 2}
     model = anymae.create_model("graphmae_gat_tiny", **opts)
@@ -64,9 +66,14 @@ def test_pretrained_embeddings_beat_random_init_on_sbm(tmp_path: Path) -> None:
     with contextlib.redirect_stderr(io.StringIO()):
         train(model, SeededSamples(ds, 0), pretrain_objective, optim, run, full_config={"model": model.config})
     graph = ds.graph
-    pre = probe_nodes(node_embeddings(model, graph), graph, seeds=range(2)).summary()
-    rand = probe_nodes(node_embeddings(random_init, graph), graph, seeds=range(2)).summary()
-    assert pre["final_mean"] >= rand["final_mean"] + 4.0, (pre, rand)
+    emb_pre, emb_rand = node_embeddings(model, graph), node_embeddings(random_init, graph)
+    pre, rand = [], []
+    for split_seed in range(5):  # one split of 42 training nodes swings the gap by several points: average 5
+        tr, va, te = stratified_split(graph.y, 0.2, 0.2, split_seed)
+        g = graph.replace(train_mask=tr, val_mask=va, test_mask=te)
+        pre.append(probe_nodes(emb_pre, g, seeds=range(2)).summary()["final_mean"])
+        rand.append(probe_nodes(emb_rand, g, seeds=range(2)).summary()["final_mean"])
+    assert sum(pre) / 5 >= sum(rand) / 5 + 4.0, (pre, rand)
 
 
 def test_graph_embeddings_pool_per_graph_and_feed_the_svm() -> None:

@@ -9,6 +9,8 @@ from torch import nn
 from anymae.tasks.train import checkpoint as ckpt_mod
 from anymae.tasks.train.checkpoint import (
     CheckpointError,
+    NonFiniteWeightsError,
+    check_finite,
     latest_checkpoint,
     load_checkpoint,
     load_state_dict_checked,
@@ -125,3 +127,34 @@ def test_latest_checkpoint_prefers_last_then_highest_step(tmp_path):
     assert latest_checkpoint(tmp_path).name == "step_000120.pt"
     save_checkpoint(tmp_path / "last.pt", {"step": 120})
     assert latest_checkpoint(tmp_path).name == "last.pt"
+
+
+def test_an_empty_file_is_named_not_a_crash_of_the_message(tmp_path):
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"checkpoint '.*empty.pt' is empty \(0 bytes\)"):
+        load_checkpoint(empty)
+    with pytest.raises(CheckpointError, match=r"'.*' is not a file"):
+        load_checkpoint(tmp_path)
+
+
+def test_non_finite_weights_are_never_written(tmp_path):
+    state = _state(1.0)
+    state["model"]["w"][0, 1] = float("nan")
+    state["model"]["b"][2] = float("-inf")
+    with pytest.raises(NonFiniteWeightsError, match=r"to be written to '.*last.pt' holds NaN/Inf values in 2 "
+                                                    r"tensor\(s\): model.w \(1 of 6\), model.b \(1 of 3\)"):
+        save_checkpoint(tmp_path / "last.pt", state)
+    assert list(tmp_path.iterdir()) == []  # nothing written, no temporary left
+
+
+def test_non_finite_weights_are_never_accepted(tmp_path):
+    state = _state(1.0)
+    state["model"]["w"][1] = float("nan")  # 3 of 6 values
+    state["optimizer"] = {"state": {0: {"exp_avg": torch.ones(2)}}, "steps": [torch.tensor([1.0, float("inf")])]}
+    torch.save(state, tmp_path / "diverged.pt")  # written by something else than save_checkpoint
+    with pytest.raises(NonFiniteWeightsError, match=r"checkpoint '.*diverged.pt' holds NaN/Inf values in 2 tensor"
+                                                    r"\(s\): model.w \(3 of 6\), optimizer.steps\[0\] \(1 of 2\)"):
+        load_checkpoint(tmp_path / "diverged.pt")
+    assert issubclass(NonFiniteWeightsError, CheckpointError)
+    check_finite({"ids": torch.tensor([1, 2]), "empty": torch.zeros(0), "w": torch.ones(2)}, "x")  # no error

@@ -112,7 +112,8 @@ def test_nan_loss_stops_naming_the_step_and_last_finite_loss(tmp_path):
 
 
 def test_nan_loss_skip_drops_the_update_and_counts_it(tmp_path):
-    result = _run(tmp_path, _NanAt(2, 3), optim={"batch_size": 4, "accum_iter": 2}, on_nan="skip", max_steps=3)
+    result = _run(tmp_path, _NanAt(2, 3), optim={"batch_size": 4, "accum_iter": 2}, on_nan="skip", max_steps=3,
+                  max_skipped_fraction=0.5)  # 1 of 3 steps may be skipped
     assert result.skipped_steps == 1  # both micro-batches of step 2
     losses = _losses(result.out_dir)
     # NaN only at step 2; step 3 is finite, so step 2's NaN gradients never reached the weights
@@ -163,3 +164,63 @@ def test_metrics_logger_csv_append_and_tensorboard(tmp_path):
     assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [(1, 2.0)]
     MetricsLogger(tmp_path, append=False, tensorboard=False).close()  # a fresh run starts a new file
     assert (tmp_path / "metrics.csv").read_text() == ""
+
+
+def test_a_run_that_skips_more_than_its_bound_fails_instead_of_saving_unusable_weights(tmp_path):
+    with pytest.raises(NonFiniteLossError, match=r"on_nan='skip' dropped 1 of the run's 4 optimizer steps for a "
+                                                 r"non-finite loss \(the last at step 1\), more than "
+                                                 r"run.max_skipped_fraction=0.1; .*no checkpoint was written to "
+                                                 r"'.*every' yet"):  # fmt: skip
+        _run(tmp_path, _NanAt(*range(8)), name="every", on_nan="skip", max_steps=4, ckpt_every=1)
+    assert not (tmp_path / "every" / "last.pt").exists()  # nothing "successful" is left behind
+    # within the bound: 1 of 4 steps skipped with 0.25 allowed; a second one fails at its own step
+    assert _run(tmp_path, _NanAt(1), name="one", on_nan="skip", max_steps=4, max_skipped_fraction=0.25).skipped_steps == 1
+    with pytest.raises(NonFiniteLossError, match=r"dropped 2 of the run's 4 .*at step 3\).*'.*two.last.pt' holds "
+                                                 r"the last saved step"):
+        _run(tmp_path, _NanAt(1, 2), name="two", on_nan="skip", max_steps=4, max_skipped_fraction=0.25, ckpt_every=1)
+
+
+def test_the_nan_stop_message_names_only_a_checkpoint_that_exists(tmp_path):
+    with pytest.raises(NonFiniteLossError, match=r"no checkpoint was written to '.*early' yet") as info:
+        _run(tmp_path, _NanAt(1), name="early", ckpt_every=100)
+    assert "last.pt" not in str(info.value) and not (tmp_path / "early" / "last.pt").exists()
+    with pytest.raises(NonFiniteLossError, match=r"'(.*late.last.pt)' holds the last saved step") as info:
+        _run(tmp_path, _NanAt(2), name="late", ckpt_every=1)
+    assert (tmp_path / "late" / "last.pt").is_file()
+
+
+def test_resume_without_a_checkpoint_fails_instead_of_starting_over(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nothing to resume: run.out_dir '.*typo' holds no last.pt or "
+                                                r"step_\*.pt; check the path, or drop --resume"):
+        _run(tmp_path, name="typo", max_steps=2, resume=True)
+    assert not (tmp_path / "typo" / "metrics.csv").exists()
+
+
+def test_out_dir_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "taken").write_text("not a directory")
+    with pytest.raises(NotADirectoryError, match=r"run.out_dir: '.*taken' is a file, not a directory"):
+        _run(tmp_path, name="taken", max_steps=1)
+
+
+def test_a_resumed_run_logs_each_step_once(tmp_path):
+    # of 4 steps, 1-3 are logged, last.pt holds step 2, step 4's loss is NaN: the run stops
+    with pytest.raises(NonFiniteLossError):
+        _run(tmp_path, _NanAt(3), ckpt_every=2)
+    assert [int(r["step"]) for r in read_metrics(tmp_path / "run" / "metrics.csv")] == [1, 2, 3]
+    _run(tmp_path, ckpt_every=2, resume=True)  # redoes step 3
+    rows = read_metrics(tmp_path / "run" / "metrics.csv")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    with open(tmp_path / "run" / "metrics.csv", newline="") as f:
+        assert f.readline().startswith("step,epoch,loss")  # one header
+
+
+def test_metrics_logger_drops_rows_after_the_resumed_step(tmp_path):
+    first = MetricsLogger(tmp_path, append=False, tensorboard=False)
+    for step in (1, 2, 3, 4):
+        first.log({"step": step, "loss": float(step)})
+    first.close()
+    with open(tmp_path / "metrics.csv", "a") as f:
+        f.write("5,")  # a row cut by a kill
+    MetricsLogger(tmp_path, append=True, keep_until=2, tensorboard=False).close()
+    assert read_metrics(tmp_path / "metrics.csv") == [{"step": 1.0, "loss": 1.0}, {"step": 2.0, "loss": 2.0}]
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.csv"]  # rewritten atomically, no temporary left
