@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/graph_epoch.py
 	$(PY) benchmarks/multichannel_step.py
 	$(PY) benchmarks/end_to_end.py
+	$(PY) benchmarks/shards.py
 
 clean:
 	rm -rf $(VENV) runs/demo

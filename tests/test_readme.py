@@ -14,9 +14,7 @@ test changes, and why:
 - Placeholders: a `--checkpoint` path that no earlier command of the section wrote (`.../last.pt`,
   `runs/x/last.pt`, `...`) is the newest checkpoint the section wrote; a bare `...` argument ("more
   options") is dropped; absolute example paths are mapped in `ABSOLUTE`.
-- A line listed in `README_PROBLEMS` (it cannot run as written; the reason is given) is an expected
-  failure until the README line is corrected; a command whose modality's extra is not installed is
-  skipped (the error names the extra).
+- A command whose modality's extra is not installed is skipped (the error names the extra).
 """
 
 from __future__ import annotations
@@ -42,13 +40,6 @@ ABSOLUTE = {"/path/to/images": "photos", "/data/ShapeNet55-34/ShapeNet-55": "sha
 SMALL_ENOUGH = {"configs/graphmae_gat_cora.yaml": ["model.in_dim=5"]}  # 2.0M parameters; tiny Cora has 5 features
 # README lines that cannot run as written, with what is wrong (a corrected README line is a new text
 # and runs normally; these are reported to whoever edits the README)
-README_PROBLEMS = {
-    "anymae finetune --checkpoint ... data.use=[dna,rna] finetune.pool=cls_attn_sigmoid finetune.mixup=0 "
-    "finetune.cutmix=0 ...": "no data.source / data.root / finetune.num_classes, and the tiny preset's channels "
-                             "are ch0..ch4, not dna, rna",
-    "anymae channel-subsets --checkpoint runs/ft/last.pt --subset dna,er,rna --subset dna data.root=test/ "
-    "data.source=multichannel_files": "needs the fine-tuning run above (runs/ft) and channels named dna, er, rna",
-}
 BATCH = 2  # the batch size of tiny runs (a config's smaller one is kept: one graph per step)
 RUN_TINY = {
     "pretrain": ["run.max_steps=2", "run.num_workers=0", "run.tensorboard=false", f"optim.batch_size={BATCH}"],
@@ -234,9 +225,6 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
 @pytest.mark.parametrize("index", range(len(COMMANDS)), ids=[c.id for c in COMMANDS])
 def test_readme_command_runs_as_written(outcomes: dict[str, Outcome], index: int) -> None:
     outcome = outcomes[f"{index}:{COMMANDS[index].id}"]
-    problem = README_PROBLEMS.get(" ".join(COMMANDS[index].text.split()))
-    if problem is not None and outcome.status != 0:
-        pytest.xfail(f"README line cannot run as written: {problem}")
     if outcome.status != 0 and "pip install 'anymae[" in outcome.output:
         pytest.skip(f"an optional extra is missing: {outcome.output.splitlines()[-1]}")
     assert outcome.status == 0, f"exit {outcome.status}:\n{outcome.output[-3000:]}"

@@ -54,7 +54,7 @@ def test_shard_prints_its_manifest_summary(shards: Path, capsys: pytest.CaptureF
                  "shard.max_count=5"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "wrote 16 samples in 4 shard(s)" in out and "class_0 8, class_1 8" in out
-    assert "train-{000000..000003}.tar" in out
+    assert f"{shards / 'again' / 'train-{000000..000003}.tar'}" in out
     manifest = json.loads((shards / "again" / "manifest.json").read_text())
     assert [s["count"] for s in manifest["shards"]] == [5, 5, 5, 1]
 

@@ -13,6 +13,7 @@ with `data.source=shards data.root=OUT` by every command (see `anymae.datasets.s
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -91,9 +92,9 @@ def summary(manifest: Manifest, out: str) -> str:
     if skipped["count"]:
         named = ", ".join(skipped["files"][:5]) + (", ..." if skipped["count"] > 5 else "")
         lines.append(f"skipped {skipped['count']} unreadable file(s) (data.on_error=skip): {named}")
-    first, last = manifest.shards[0].name, manifest.shards[-1].name
-    lines.append(f"read with: data.source=shards data.root={out}  (or the pattern "
-                 f"{first.rsplit('-', 1)[0]}-{{{first.rsplit('-', 1)[1][:-4]}..{last.rsplit('-', 1)[1][:-4]}}}.tar)")
+    (prefix, first), last = manifest.shards[0].name[:-4].rsplit("-", 1), manifest.shards[-1].name[:-4].rsplit("-", 1)[1]
+    pattern = os.path.join(out, f"{prefix}-{{{first}..{last}}}.tar")
+    lines.append(f"read with: data.source=shards data.root={out}  (or a brace pattern of its shards: {pattern})")
     return "\n".join(lines)
 
 
