@@ -100,6 +100,9 @@ def shutdown() -> None:
     rendezvous keys (gloo then fails with "Connection closed by peer").
     """
     if dist.is_initialized():
+        # every rank arrives before any tears down: a rank that destroys its gloo pairs while
+        # another still talks to them aborts the other ("terminate called without an active exception")
+        dist.barrier()
         dist.destroy_process_group()
 
 
