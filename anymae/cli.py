@@ -412,6 +412,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.overrides = [*args.overrides, *extra]  # key=value words given after a flag that follows others
+    code = _answer(args)
+    if code == 0:  # a failed rank exits at once, so that torchrun stops the others
+        _leave_process_group()
+    return code
+
+
+def _answer(args: argparse.Namespace) -> int:
+    """Run the command; a user error is one line on stderr and a non-zero exit (module doc)."""
     if args.traceback or os.environ.get("ANYMAE_TRACEBACK", "") not in ("", "0"):
         return run_command(args.command_spec, args)
     from anymae.core.config import ConfigError
@@ -424,6 +432,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"anymae {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _leave_process_group() -> None:
+    """Under torchrun, after a command that succeeded, leave the process group together with the other ranks."""
+    if "torch.distributed" not in sys.modules:  # nothing distributed was started (keeps --help light)
+        return
+    from anymae.tasks.train.distributed import shutdown
+
+    shutdown()
 
 
 if __name__ == "__main__":
