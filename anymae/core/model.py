@@ -19,9 +19,13 @@ A recipe chooses parts instead of subclassing:
 The loss is the weighted sum of the terms; `MAEOutput.parts` holds every term's value by name
 ("rec" for one branch, "rec1", "rec2", ... for several, then the extra terms' names).
 
-Positions meet the encoder in one place, `run_encoder`: the tokenizer's positions are handed to
-the `TransformerEncoder`, which adds them once or at every block (`pos_every_block`), for every
-branch, mode and `features()`.
+Positions meet the encoder in one place, `encode_with_positions` (through `run_encoder`): the
+tokenizer's positions are handed to the `TransformerEncoder`, which adds them once or at every
+block (`pos_every_block`), for every branch, mode, `features()` and teacher.
+
+Teachers (`core.teacher`: a frozen encoder from a file, or an EMA copy of student parts) are
+submodules under `teachers.<name>` (`add_teacher`), so checkpoints hold them; the engine calls
+`after_step(step)` once after every optimizer step, which updates the EMA teachers.
 """
 
 from __future__ import annotations
@@ -80,6 +84,33 @@ def _nth(noise: Noise, k: int) -> Tensor | None:
     if noise is None or isinstance(noise, Tensor):
         return noise if k == 0 else None
     return noise[k] if k < len(noise) else None
+
+
+def encode_with_positions(
+    tokenizer: nn.Module, encoder: TransformerEncoder, x: Tensor, tokens: Tokens, index: Tensor | None, *,
+    taps: Sequence[int] = (), final_norm: bool = True,
+) -> Encoded:
+    """Encode token inputs with the tokenizer's positions (`MaskedAutoencoder.run_encoder`, teachers).
+
+    Args:
+        tokenizer: gives `pos_embed(grid, coords) -> (1|B)×N×D`.
+        encoder: the `TransformerEncoder`.
+        x: B×M×D token inputs without positions: the tokens at `index` (B×M), or all N in token
+            order when `index` is None.
+        tokens: the tokenized batch (layout for positions).
+        index: B×M token indices of `x`, or None.
+        taps: encoder block indices whose outputs to keep (`Encoded.taps`).
+        final_norm: apply the encoder's final norm.
+
+    Returns:
+        `Encoded` with B×(P+M)×D latent.
+    """
+    pos = tokenizer.pos_embed(tokens.grid, tokens.coords)  # (1|B)×N×D
+    if index is not None:
+        pos = gather_tokens(pos, index)  # B×M×D
+    layers = tuple(i for i in range(encoder.depth) if i in taps)
+    latent, inter = encoder(x, pos, return_layers=layers, final_norm=final_norm)
+    return Encoded(latent, encoder.num_prefix, dict(zip(layers, inter)))
 
 
 class MaskedAutoencoder(nn.Module):
@@ -146,6 +177,19 @@ class MaskedAutoencoder(nn.Module):
             raise ValueError(f"loss term names must be unique, got {names}")
         self.terms = nn.ModuleList(all_terms)
         self.config: dict[str, Any] = dict(config or {})
+        self.teachers = nn.ModuleDict()  # `core.teacher` modules by name (state-dict keys teachers.<name>.*)
+
+    def add_teacher(self, name: str, teacher: nn.Module) -> None:
+        """Own `teacher` (a `core.teacher.Teacher`) as `teachers.<name>`: saved and resumed with the model."""
+        if name in self.teachers:
+            raise ValueError(f"the model already has a teacher named {name!r}; names: {sorted(self.teachers)}")
+        self.teachers[name] = teacher
+
+    def after_step(self, step: int) -> None:
+        """The engine's one call after every optimizer step (`step` = optimizer steps done, from 1):
+        every teacher updates itself from this model (an EMA teacher; a frozen one does nothing)."""
+        for teacher in self.teachers.values():
+            teacher.after_step(self, step)
 
     @property
     def decoders(self) -> list[nn.Module]:
@@ -177,12 +221,7 @@ class MaskedAutoencoder(nn.Module):
                     f"no blocks to tap (return_layers / taps must be empty, got {tuple(taps)})"
                 )
             return Encoded(self.encoder(x, tokens), 0)
-        pos = self.tokenizer.pos_embed(tokens.grid, tokens.coords)  # (1|B)×N×D
-        if index is not None:
-            pos = gather_tokens(pos, index)  # B×M×D
-        layers = tuple(i for i in range(self.encoder.depth) if i in taps)
-        latent, inter = self.encoder(x, pos, return_layers=layers, final_norm=final_norm)
-        return Encoded(latent, self.encoder.num_prefix, dict(zip(layers, inter)))
+        return encode_with_positions(self.tokenizer, self.encoder, x, tokens, index, taps=taps, final_norm=final_norm)
 
     # ---- the skeleton's steps ---------------------------------------------------------------
 

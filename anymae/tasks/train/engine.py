@@ -7,6 +7,9 @@ One plain loop over optimizer steps. Everything random flows from ``run_cfg.seed
 - dropout / drop-path: the global torch RNG, re-seeded at every optimizer step from
   (seed, step, rank).
 
+After every optimizer step (not per micro-batch) the engine calls the bare model's
+``after_step(step)`` if it has one (``MaskedAutoencoder.after_step``: EMA teachers update there).
+
 The lr is a pure function of the step (``schedule.lr_at`` over ``optim.schedule_steps`` or the
 epochs). So a run resumed from ``last.pt`` (model, optimizer, step) continues exactly as if it had
 not stopped, with no RNG or sampler state saved.
@@ -290,6 +293,9 @@ def _train(
                 if optim_cfg.clip_grad is not None:
                     torch.nn.utils.clip_grad_norm_(wrapped.parameters(), optim_cfg.clip_grad)
                 optimizer.step()
+                after_step = getattr(unwrap(wrapped), "after_step", None)  # e.g. EMA teachers' update
+                if callable(after_step):
+                    after_step(step)
                 last_finite = (step, loss)
             elif run_cfg.on_nan == "skip":
                 skipped += 1
