@@ -75,6 +75,16 @@ def masked_mse(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Te
     return _token_mean((pred - target).pow(2).mean(dim=-1), weight)  # B×M -> scalar
 
 
+@LOSSES.register("l1")
+def masked_l1(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Per-token mean absolute error over P, averaged over tokens with `weight` (SimMIM's loss).
+
+    pred, target: B×M×P; weight: B×M. SimMIM's `(l1 * mask).sum() / (mask.sum() + 1e-5) / C` over
+    masked pixels is this mean (every token has the same p²·C values), up to its 1e-5.
+    """
+    return _token_mean((pred - target).abs().mean(dim=-1), weight)  # B×M -> scalar
+
+
 def get_loss(name: str, **params: Any) -> Callable[[Tensor, Tensor, Tensor | None], Tensor]:
     """A reconstruction loss by name, with its parameters bound: (pred, target, weight) -> scalar."""
     fn = LOSSES.get(name)

@@ -25,7 +25,11 @@ block (`pos_every_block`), for every branch, mode, `features()` and teacher.
 
 Teachers (`core.teacher`: a frozen encoder from a file, or an EMA copy of student parts) are
 submodules under `teachers.<name>` (`add_teacher`), so checkpoints hold them; the engine calls
-`after_step(step)` once after every optimizer step, which updates the EMA teachers.
+`after_step(step)` once after every optimizer step, which updates the EMA teachers and sets the
+step the next mask plan reads (`MaskContext.step`: schedules such as HPM's easy -> hard ramp).
+A model whose masking reads the step (`uses_step`) keeps it in the buffer `schedule_step`, so a
+checkpoint holds it and a resumed run plans the same masks. Context-reading strategies also get
+the tokens and per-token `scores` (`forward(scores=...)`, or a teacher's through `model`).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from torch import Tensor, nn
 from anymae.core.encoder import TransformerEncoder
 from anymae.core.features import Features, PackedFeatures
 from anymae.core.losses import TokenNorm, get_loss
-from anymae.core.masking import MaskingStrategy, MaskPlan, gather_tokens, make_plan
+from anymae.core.masking import MaskContext, MaskingStrategy, MaskPlan, gather_tokens, make_plan
 from anymae.core.seeds import DECODER_MASK_OFFSET, branch_seeds, fold_seeds, offset_seeds
 from anymae.core.skeleton.modes import DropMode, MaskingMode
 from anymae.core.skeleton.steps import Branch, BranchPlan, Decoded, Encoded, Pass
@@ -178,6 +182,9 @@ class MaskedAutoencoder(nn.Module):
         self.terms = nn.ModuleList(all_terms)
         self.config: dict[str, Any] = dict(config or {})
         self.teachers = nn.ModuleDict()  # `core.teacher` modules by name (state-dict keys teachers.<name>.*)
+        self._step = 0  # optimizer steps done (after_step); a buffer when the masking reads it
+        if any(getattr(m, "uses_step", False) for m in (masking, decoder_masking) if m is not None):
+            self.register_buffer("schedule_step", torch.zeros((), dtype=torch.long))
 
     def add_teacher(self, name: str, teacher: nn.Module) -> None:
         """Own `teacher` (a `core.teacher.Teacher`) as `teachers.<name>`: saved and resumed with the model."""
@@ -187,9 +194,19 @@ class MaskedAutoencoder(nn.Module):
 
     def after_step(self, step: int) -> None:
         """The engine's one call after every optimizer step (`step` = optimizer steps done, from 1):
-        every teacher updates itself from this model (an EMA teacher; a frozen one does nothing)."""
+        every teacher updates itself from this model (an EMA teacher; a frozen one does nothing),
+        and the next mask plan reads `step` (`MaskContext.step`)."""
         for teacher in self.teachers.values():
             teacher.after_step(self, step)
+        self._step = int(step)
+        if hasattr(self, "schedule_step"):
+            self.schedule_step.fill_(int(step))
+
+    @property
+    def step(self) -> int:
+        """Optimizer steps done, as the last `after_step` said (restored from a checkpoint when the
+        masking reads it)."""
+        return int(self.schedule_step) if hasattr(self, "schedule_step") else self._step
 
     @property
     def decoders(self) -> list[nn.Module]:
@@ -244,28 +261,31 @@ class MaskedAutoencoder(nn.Module):
         noise: Noise = None,
         generator: torch.Generator | None = None,
         decoder_noise: Noise = None,
+        scores: Tensor | None = None,
     ) -> list[BranchPlan]:
         """One `BranchPlan` per branch: the encoder's mask, the decoder's queries and loss weights.
 
         Branch k draws from `branch_seeds(seeds, k)`; its decoder-side mask from those seeds plus
         `DECODER_MASK_OFFSET`. Without seeds every draw comes from `generator` (or torch's global
-        generator), branch by branch, encoder mask before decoder mask.
+        generator), branch by branch, encoder mask before decoder mask. Context-reading strategies
+        see `MaskContext(tokens, self.step, scores, self)`.
         """
         b = tokens.x.shape[0]
         row_seeds = fold_seeds(seeds, b) if seeds is not None and self._packs() else seeds
+        context = MaskContext(tokens=tokens, step=self.step, scores=scores, model=self)
         out: list[BranchPlan] = []
         for k in range(self.num_branches):
             s = branch_seeds(row_seeds, k)
             plan = make_plan(
                 self.masking, tokens.grid, b, device=tokens.x.device, seeds=s, generator=generator,
-                noise=_nth(noise, k), coords=tokens.coords,
+                noise=_nth(noise, k), coords=tokens.coords, context=context,
             )
             dec_plan = None
             if self.decoder_masking is not None:
                 dec_plan = make_plan(
                     self.decoder_masking, tokens.grid, b, device=tokens.x.device,
                     seeds=offset_seeds(s, DECODER_MASK_OFFSET), generator=generator, noise=_nth(decoder_noise, k),
-                    coords=tokens.coords,
+                    coords=tokens.coords, context=context,
                 )
             query, weight = self.mode.plan_queries(plan, dec_plan)
             out.append(BranchPlan(plan, query, weight, s))
@@ -299,6 +319,7 @@ class MaskedAutoencoder(nn.Module):
         noise: Noise = None,
         generator: torch.Generator | None = None,
         decoder_noise: Noise = None,
+        scores: Tensor | None = None,
     ) -> MAEOutput:
         """Run the skeleton on a batch.
 
@@ -310,9 +331,12 @@ class MaskedAutoencoder(nn.Module):
                 the strategy; or a sequence with one (or None) per branch.
             generator: generator for the batched draws when no seeds are given.
             decoder_noise: B×N injected scores for the decoder-side strategy (same forms).
+            scores: B×N per-token scores for score-driven strategies (`core.masking.scores`).
         """
         tokens = self.tokenize(x)
-        planned = self.plan_masks(tokens, seeds=seeds, noise=noise, generator=generator, decoder_noise=decoder_noise)
+        planned = self.plan_masks(
+            tokens, seeds=seeds, noise=noise, generator=generator, decoder_noise=decoder_noise, scores=scores
+        )
         taps = tuple(sorted({i for term in self.terms for i in term.taps}))
         branches = []
         for k, p in enumerate(planned):  # encode then decode per branch (the order of RNG draws)

@@ -3,14 +3,17 @@
 Tokenizer: timm's `PatchEmbed` (a Conv2d with kernel = stride = patch), any channel count,
 non-square sizes; fixed 2-D sin-cos positions (cls slot zero, as MAE). Target: the patch's
 pixels in MAE's (p, q, c) order, optionally per-patch normalized (norm_pix). Presets: MAE's
-ViT-B/16, ViT-L/16, ViT-H/14 with the 512-wide, 8-block, 16-head decoder, plus CPU-sized ones.
+ViT-B/16, ViT-L/16, ViT-H/14 with the 512-wide, 8-block, 16-head decoder, plus CPU-sized ones;
+ColorMAE (MAE with green filtered-noise masks, `core.masking.noise_banks`); SimMIM (mode
+"replace": every patch encoded, hidden ones replaced by a learned [MASK] vector, a per-token
+linear head and the L1 loss on hidden patches, 32-px cells hidden at 0.6).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,12 +22,14 @@ from einops import rearrange
 from timm.layers import PatchEmbed
 from torch import Tensor, nn
 
-from anymae.core.build import MAEConfig, build_mae, config_dict, resolve_config
+from anymae.core.build import MAEConfig, build_mae, config_dict, encoder_config, resolve_config
+from anymae.core.encoder import TransformerEncoder
 from anymae.core.losses import TokenNorm
 from anymae.core.masking import make_masking
 from anymae.core.model import MaskedAutoencoder
 from anymae.core.pos_embed import FixedSinCos
 from anymae.core.registry import register_model
+from anymae.core.skeleton import LinearHead, ReplaceMode
 from anymae.core.tokens import Tokens
 from anymae.core.transformer import init_mae_
 
@@ -182,28 +187,60 @@ class ImageTokenizer(nn.Module):
 
 @dataclass
 class ImageMAEConfig(MAEConfig):
-    """An image MAE: MAEConfig plus the input geometry and the masking strategy."""
+    """An image MAE: MAEConfig plus the input geometry, the masking strategy and the mode.
+
+    `mode="drop"` is MAE (the decoder fields apply); `mode="replace"` is SimMIM: every token is
+    encoded with hidden ones replaced by a [MASK] vector (trunc-normal, std 0.02), and a linear
+    head maps each encoder output to the patch's values (the decoder fields do not apply).
+    """
 
     img_size: int | tuple[int, int] = 224
     patch_size: int = 16
     in_chans: int = 3
     masking: str = "random"  # a name in core.masking.MASKINGS: "random" (MAE), "block" (BEiT-style), ...
+    masking_params: dict[str, Any] = field(default_factory=dict)  # the strategy's options (color, cell, loss_ratio)
+    mode: str = "drop"  # "drop" (MAE) or "replace" (SimMIM)
+    loss: str = "mse"  # a name in core.losses.LOSSES ("l1": SimMIM)
 
 
 def build_image_mae(name: str, **overrides: Any) -> MaskedAutoencoder:
     """Build a registered image preset with overrides (e.g. img_size=32, norm_pix_loss=True)."""
     cfg = resolve_config(IMAGE_PRESETS[name], overrides, what=f"model {name!r}")
     tokenizer = ImageTokenizer(cfg.img_size, cfg.patch_size, cfg.in_chans, cfg.embed_dim)
+    masking = make_masking(cfg.masking, cfg.mask_ratio, **dict(cfg.masking_params))
+    target_norm = TokenNorm() if cfg.norm_pix_loss else None
+    out_dim = cfg.patch_size**2 * cfg.in_chans
+    if cfg.mode == "replace":
+        encoder = TransformerEncoder(encoder_config(cfg))
+        encoder.blocks.apply(init_mae_)
+        encoder.norm.apply(init_mae_)
+        return MaskedAutoencoder(
+            tokenizer, encoder, LinearHead(cfg.embed_dim, out_dim), masking,
+            mode=ReplaceMode(remask=False, project=False, mask_token_std=0.02),
+            target_norm=target_norm, loss=cfg.loss, config=config_dict(name, cfg),
+        )
+    if cfg.mode != "drop":
+        raise ValueError(f"model {name!r}: mode={cfg.mode!r}, expected 'drop' (MAE) or 'replace' (SimMIM)")
     return build_mae(
         cfg,
         tokenizer=tokenizer,
         decoder_pos=FixedSinCos(tokenizer.grid, cfg.decoder_embed_dim),
-        head=nn.Linear(cfg.decoder_embed_dim, cfg.patch_size**2 * cfg.in_chans),
-        masking=make_masking(cfg.masking, cfg.mask_ratio),
-        target_norm=TokenNorm() if cfg.norm_pix_loss else None,
+        head=nn.Linear(cfg.decoder_embed_dim, out_dim),
+        masking=masking,
+        target_norm=target_norm,
+        loss=cfg.loss,
         config=config_dict(name, cfg),
         init=init_mae_,
     )
+
+
+_TINY = {"img_size": 32, "patch_size": 4, "embed_dim": 128, "depth": 6, "num_heads": 4}
+_TINY_DECODER = {"decoder_embed_dim": 64, "decoder_depth": 2, "decoder_num_heads": 4}
+# ColorMAE (algorithms.md §7d): MAE ViT-B with green-noise masks at 0.75 and mmpretrain's norm_pix.
+_COLORMAE = {"masking": "filtered_noise", "masking_params": {"color": "green"}, "norm_pix_loss": True}
+# SimMIM: 32-px cells (2×2 patches at patch 16) hidden at 0.6, ceil-rounded; L1 on hidden patches.
+_SIMMIM = {"mode": "replace", "loss": "l1", "masking": "random_cells", "masking_params": {"cell": 2},
+           "mask_ratio": 0.6}
 
 
 IMAGE_PRESETS: dict[str, ImageMAEConfig] = {
@@ -214,11 +251,19 @@ IMAGE_PRESETS: dict[str, ImageMAEConfig] = {
     # Not in the paper: ViT-S/16 (timm's vit_small sizes) with the same decoder.
     "mae_vit_small_patch16": ImageMAEConfig(embed_dim=384, depth=12, num_heads=6),
     # CPU-sized: 32×32 inputs, patch 4 (64 tokens); the demo's model.
-    "mae_vit_tiny_patch4": ImageMAEConfig(
-        img_size=32, patch_size=4, embed_dim=128, depth=6, num_heads=4,
-        decoder_embed_dim=64, decoder_depth=2, decoder_num_heads=4,
-    ),
+    "mae_vit_tiny_patch4": ImageMAEConfig(**_TINY, **_TINY_DECODER),
+    "colormae_vit_base_patch16": ImageMAEConfig(**_COLORMAE),
+    "colormae_vit_tiny_patch4": ImageMAEConfig(**_TINY, **_TINY_DECODER, **_COLORMAE),
+    "simmim_vit_base_patch16": ImageMAEConfig(**_SIMMIM),
+    # CPU-sized SimMIM: 8×8 patches of 4 px, cells of 2×2 patches (8 px).
+    "simmim_vit_tiny_patch4": ImageMAEConfig(**_TINY, **_SIMMIM),
 }
+
+
+def _small(cfg: ImageMAEConfig) -> dict[str, Any]:
+    """The smoke test's overrides: the smallest input the preset's masking accepts, one block."""
+    cell = int(cfg.masking_params.get("cell", 1)) if cfg.masking == "random_cells" else 1
+    return {"img_size": 2 * cfg.patch_size * cell, "depth": 1, "decoder_depth": 1, "mask_ratio": 0.5}
 
 for _name, _cfg in IMAGE_PRESETS.items():
     register_model(
@@ -226,5 +271,5 @@ for _name, _cfg in IMAGE_PRESETS.items():
         build_image_mae,
         modality="image",
         summary=f"ViT {_cfg.embed_dim}d x{_cfg.depth}, patch {_cfg.patch_size}, {_pair(_cfg.img_size)[0]}px",
-        small={"img_size": 2 * _cfg.patch_size, "depth": 1, "decoder_depth": 1, "mask_ratio": 0.5},
+        small=_small(_cfg),
     )

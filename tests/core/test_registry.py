@@ -87,8 +87,9 @@ def test_models_maskings_and_losses_share_the_mechanism() -> None:
     assert all(isinstance(r, Registry) for r in (MODELS, MASKINGS, LOSSES))
     assert MASKINGS["tube"] is TubeMasking and LOSSES["mse"] is masked_mse
     assert set(MASKINGS) == {"random", "random_hide", "block", "tube", "running_cell", "dcp", "nearest_anchor",
-                             "grid_lines"}
-    assert {"mse", "mse_fourier", "chamfer_l2", "sce"} == set(LOSSES)
+                             "grid_lines", "random_cells", "filtered_noise", "score_topk", "score_sample",
+                             "score_reveal"}
+    assert {"mse", "mse_fourier", "chamfer_l2", "sce", "l1"} == set(LOSSES)
     entry = get_entry("mae_vit_base_patch16")
     assert entry.modality == "image" and entry.obj is MODELS.get("mae_vit_base_patch16")
     assert list_models("mae_vit_*", modality="video") == [] and "mae_vit_base_patch16" in list_models("mae_vit_*")

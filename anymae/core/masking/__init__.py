@@ -4,11 +4,15 @@
   `make_plan`, the `MaskingStrategy` protocol and the `MASKINGS` registry (`make_masking`);
 - `spatial`: random (MAE / Point-MAE rounding), BEiT blocks, nearest-anchor blocks, grid lines;
 - `temporal`: VideoMAE tubes, VideoMAE V2 running cells;
-- `channel`: ChA-MAEViT's dynamic channel & patch masking (DCP).
+- `channel`: ChA-MAEViT's dynamic channel & patch masking (DCP);
+- `scores`: score-driven masks (HPM top-k, Gumbel top-k sampling, AttMask reveal) and loss sets;
+- `noise_banks`: ColorMAE's filtered-noise banks; `spatial.CellMasking`: SimMIM's cells.
 """
 
 from anymae.core.masking.plan import (
     MASKINGS,
+    MaskContext,
+    MaskDraw,
     MaskingStrategy,
     MaskPlan,
     SampleRNG,
@@ -17,13 +21,22 @@ from anymae.core.masking.plan import (
     make_masking,
     make_plan,
     plan_from_noise,
+    with_loss_set,
 )
-from anymae.core.masking.spatial import BlockMasking, GridLineMasking, NearestAnchorMasking, RandomMasking
+from anymae.core.masking.spatial import (
+    BlockMasking, CellMasking, GridLineMasking, NearestAnchorMasking, RandomMasking,
+)
 from anymae.core.masking.temporal import RunningCellMasking, TubeMasking
 from anymae.core.masking.channel import DynamicChannelPatchMasking
+from anymae.core.masking.scores import (
+    SCORE_SOURCES, HardTopKMasking, LossSubset, RevealTopMasking, SampledScoreMasking, gumbel_keys,
+)
+from anymae.core.masking.noise_banks import ColorNoiseMasking, noise_bank
 
 __all__ = [
-    "MASKINGS", "BlockMasking", "DynamicChannelPatchMasking", "GridLineMasking", "MaskPlan", "MaskingStrategy",
-    "NearestAnchorMasking", "RandomMasking", "RunningCellMasking", "SampleRNG", "TubeMasking", "check_ratio",
-    "gather_tokens", "make_masking", "make_plan", "plan_from_noise",
+    "MASKINGS", "SCORE_SOURCES", "BlockMasking", "CellMasking", "ColorNoiseMasking", "DynamicChannelPatchMasking",
+    "GridLineMasking", "HardTopKMasking", "LossSubset", "MaskContext", "MaskDraw", "MaskPlan", "MaskingStrategy",
+    "NearestAnchorMasking", "RandomMasking", "RevealTopMasking", "RunningCellMasking", "SampleRNG",
+    "SampledScoreMasking", "TubeMasking", "check_ratio", "gather_tokens", "gumbel_keys", "make_masking", "make_plan",
+    "noise_bank", "plan_from_noise", "with_loss_set",
 ]

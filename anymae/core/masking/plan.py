@@ -12,6 +12,11 @@ without seeds the global torch generator (or a given one) draws for the whole ba
 
 Strategies register in `MASKINGS` where they are defined (`@MASKINGS.register("tube")`), so
 configs can name them (`masking: tube`).
+
+A strategy that reads state (per-token scores from the batch or a teacher, the step for a
+schedule) sets `reads_context = True`; `make_plan` then calls `noise(grid, rng, coords, context)`
+with a `MaskContext`. A strategy may return a `MaskDraw` to say its visible count or a *loss set*:
+the hidden tokens the reconstruction loss scores (`MaskPlan.loss`; default: every hidden token).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from torch import Tensor
 
 from anymae.core.config import FieldError
 from anymae.core.registry import Registry
+from anymae.core.tokens import Tokens
 
 
 @dataclass
@@ -36,11 +42,14 @@ class MaskPlan:
         hide: B×Nm long, indices of hidden tokens (in shuffled order).
         restore: B×N long, `argsort` of the shuffle: `cat([keep, hide], 1)` gathered with
             `restore` gives `arange(N)` per sample.
+        loss: B×Nl long, the hidden tokens the reconstruction loss scores (a subset of `hide`,
+            e.g. SelectiveMAE's reconstruct-subset); None = every hidden token.
     """
 
     keep: Tensor
     hide: Tensor
     restore: Tensor
+    loss: Tensor | None = None
 
     @property
     def num_tokens(self) -> int:
@@ -51,6 +60,54 @@ class MaskPlan:
         """B×N float, 1 where the token is hidden from the encoder, in original token order."""
         mask = torch.ones_like(self.restore, dtype=torch.float32)
         return mask.scatter(1, self.keep, 0.0)
+
+    @property
+    def loss_mask(self) -> Tensor:
+        """B×N float, 1 where the reconstruction loss scores the token (default: the hidden ones)."""
+        if self.loss is None:
+            return self.mask
+        return torch.zeros_like(self.restore, dtype=torch.float32).scatter(1, self.loss, 1.0)
+
+
+@dataclass
+class MaskContext:
+    """What a context-reading strategy (`reads_context = True`) may look at.
+
+    Attributes:
+        tokens: the tokenized batch (inputs, raw targets, layout).
+        step: optimizer steps done before this batch (schedules read it).
+        scores: optional B×N per-token scores supplied by the caller, the batch or a teacher.
+        model: the model planning the masks (a strategy may ask its teachers), or None.
+    """
+
+    tokens: Tokens | None = None
+    step: int = 0
+    scores: Tensor | None = None
+    model: Any = None
+
+
+@dataclass
+class MaskDraw:
+    """A strategy's draw: B×N `scores` (small = kept), and optionally this draw's visible count and
+    a loss set: the `loss_count` hidden tokens with the smallest `loss_scores` (B×N)."""
+
+    scores: Tensor
+    num_keep: int | None = None
+    loss_scores: Tensor | None = None
+    loss_count: int | None = None
+
+
+def with_loss_set(plan: MaskPlan, loss_scores: Tensor, count: int) -> MaskPlan:
+    """`plan` whose loss set is the `count` hidden tokens with the smallest `loss_scores` (B×N).
+
+    Raises:
+        ValueError when `count` is not in [1, hidden count].
+    """
+    nm = plan.hide.shape[1]
+    if not 0 < count <= nm:
+        raise ValueError(f"a loss set of {count} tokens needs 1 <= count <= the {nm} hidden tokens")
+    order = torch.argsort(torch.gather(loss_scores, 1, plan.hide), dim=1)[:, :count]  # B×count positions in hide
+    return MaskPlan(plan.keep, plan.hide, plan.restore, torch.gather(plan.hide, 1, order))
 
 
 def plan_from_noise(noise: Tensor, num_keep: int) -> MaskPlan:
@@ -134,11 +191,13 @@ class MaskingStrategy(Protocol):
 
     def noise(
         self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None
-    ) -> Tensor | tuple[Tensor, int]:
+    ) -> Tensor | tuple[Tensor, int] | MaskDraw:
         """B×N scores for N = prod(grid) tokens laid out on `grid` (with optional B×N×k coords).
 
         A strategy whose visible count depends on its draw (DCP's per-step mode) returns
-        `(scores, num_keep)`; `num_keep()` then only serves injected noise.
+        `(scores, num_keep)`; `num_keep()` then only serves injected noise. A `MaskDraw` may also
+        carry a loss set. With `reads_context = True` the call gets a fourth argument, the
+        `MaskContext`.
         """
         ...
 
@@ -167,14 +226,27 @@ def make_plan(
     generator: torch.Generator | None = None,
     noise: Tensor | None = None,
     coords: Tensor | None = None,
+    context: MaskContext | None = None,
 ) -> MaskPlan:
-    """Draw (or take the injected) noise for `grid` and turn it into a plan."""
+    """Draw (or take the injected) noise for `grid` and turn it into a plan.
+
+    A strategy with `reads_context = True` also gets `context` (an empty one when None)."""
     n = math.prod(grid)
     if noise is None:
         rng = SampleRNG(batch_size, seeds=seeds, generator=generator, device=device)
-        drawn = strategy.noise(grid, rng, coords)
+        if getattr(strategy, "reads_context", False):
+            ctx = context if context is not None else MaskContext()
+            drawn = strategy.noise(grid, rng, coords, ctx)  # type: ignore[call-arg]
+        else:
+            drawn = strategy.noise(grid, rng, coords)
         if isinstance(drawn, tuple):  # (scores, visible count of this draw)
-            return plan_from_noise(*drawn)
+            drawn = MaskDraw(*drawn)
+        if isinstance(drawn, MaskDraw):
+            keep = drawn.num_keep if drawn.num_keep is not None else strategy.num_keep(n, grid)
+            plan = plan_from_noise(drawn.scores, keep)
+            if drawn.loss_count is not None and drawn.loss_scores is not None:
+                plan = with_loss_set(plan, drawn.loss_scores, drawn.loss_count)
+            return plan
         noise = drawn
     elif noise.shape != (batch_size, n):
         raise ValueError(f"injected noise has shape {tuple(noise.shape)}, expected {(batch_size, n)}")
@@ -186,5 +258,20 @@ MASKINGS: Registry[Callable[..., MaskingStrategy]] = Registry("masking")
 
 
 def make_masking(name: str, ratio: float, **params: Any) -> MaskingStrategy:
-    """A masking strategy by name (`MASKINGS`), e.g. `make_masking("random", 0.75)`."""
-    return MASKINGS.get(name)(ratio, **params)
+    """A masking strategy by name (`MASKINGS`), e.g. `make_masking("random", 0.75)`.
+
+    Any strategy takes a loss set (`scores.LossSubset`) with `loss_ratio` (share of N the loss
+    scores) and optionally `loss_rule` ("random" / "sample"), `loss_temperature`, `loss_source`.
+    """
+    loss = {k: params.pop(k) for k in ("loss_ratio", "loss_rule", "loss_temperature", "loss_source") if k in params}
+    strategy = MASKINGS.get(name)(ratio, **params)
+    if not loss:
+        return strategy
+    if "loss_ratio" not in loss:
+        raise ValueError(f"masking {name!r}: {sorted(loss)} configure a loss set and need loss_ratio as well")
+    from anymae.core.masking.scores import LossSubset  # scores builds on this module
+
+    return LossSubset(
+        strategy, loss["loss_ratio"], rule=loss.get("loss_rule", "random"),
+        temperature=loss.get("loss_temperature", 1.0), source=loss.get("loss_source"),
+    )

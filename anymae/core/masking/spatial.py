@@ -166,3 +166,39 @@ class GridLineMasking:
         hidden = 1 - (1 - rows[:, :, None]) * (1 - cols[:, None, :])  # B×h×w
         index = torch.arange(h * w, device=hidden.device, dtype=torch.float32) / (h * w)  # N, in [0, 1)
         return hidden.flatten(1) + index  # B×N: visible in grid order, then hidden in grid order
+
+
+@MASKINGS.register("random_cells")
+class CellMasking:
+    """SimMIM's `MaskGenerator`: random masking of `cell`×`cell` blocks of tokens on a 2-D grid.
+
+    The (H/cell)×(W/cell) cells are masked at random, `ceil(cells · ratio)` of them (SimMIM's
+    rounding: 32-px cells of a 224-px ViT-B/16 input, 7×7 = 49 cells, 30 hidden -> 120 of 196
+    tokens; DMJD's `block`), each hidden cell hiding its cell² tokens. A cell's tokens share its
+    uniform draw's rank, plus a tie-break by token index below 1, so the argsort primitive keeps whole cells.
+    """
+
+    def __init__(self, ratio: float = 0.6, *, cell: int = 2) -> None:
+        self.ratio = check_ratio(ratio)
+        if cell < 1:
+            raise ValueError(f"CellMasking cell={cell}: expected a cell side >= 1 (tokens)")
+        self.cell = int(cell)
+
+    def _cells(self, grid: tuple[int, ...] | None) -> tuple[int, int]:
+        c = self.cell
+        if grid is None or len(grid) != 2 or grid[0] % c or grid[1] % c:
+            raise ValueError(f"CellMasking needs a 2-D token grid divisible by cell={c}, got grid {grid}")
+        return grid[0] // c, grid[1] // c
+
+    def num_keep(self, num_tokens: int, grid: tuple[int, ...] | None = None) -> int:
+        ch, cw = self._cells(grid)
+        return (ch * cw - math.ceil(ch * cw * self.ratio)) * self.cell**2
+
+    def noise(self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None) -> Tensor:
+        ch, cw = self._cells(grid)
+        c, n = self.cell, math.prod(grid)
+        u = rng.rand(ch * cw)  # B×cells, one draw per cell
+        rank = torch.argsort(torch.argsort(u, dim=1), dim=1).float().view(-1, ch, cw)  # B×ch×cw in 0..cells-1
+        per_token = rank.repeat_interleave(c, dim=1).repeat_interleave(c, dim=2)  # B×H×W
+        tie = torch.arange(n, device=u.device, dtype=torch.float32) / n  # in [0, 1): whole cells stay together
+        return per_token.flatten(1) + tie

@@ -6,7 +6,7 @@
 decoders = extra mask draws, extra loss terms) instead of subclassing it.
 """
 
-from anymae.core.skeleton.backbone import TransformerBackbone
+from anymae.core.skeleton.backbone import LinearHead, TransformerBackbone
 from anymae.core.skeleton.modes import DropMode, MaskingMode, ReplaceMode
 from anymae.core.skeleton.steps import Branch, BranchPlan, Decoded, Encoded, Pass, to_token_order
 from anymae.core.skeleton.terms import (
@@ -19,7 +19,7 @@ from anymae.core.skeleton.terms import (
 )
 
 __all__ = [
-    "Branch", "BranchPlan", "Decoded", "DecoderConsistency", "DropMode", "Encoded", "LossTerm", "MaskingMode",
-    "Pass", "Reconstruction", "ReplaceMode", "TransformerBackbone", "consistency_loss", "reconstruction_terms",
-    "to_token_order", "total_loss",
+    "Branch", "BranchPlan", "Decoded", "DecoderConsistency", "DropMode", "Encoded", "LinearHead", "LossTerm",
+    "MaskingMode", "Pass", "Reconstruction", "ReplaceMode", "TransformerBackbone", "consistency_loss",
+    "reconstruction_terms", "to_token_order", "total_loss",
 ]

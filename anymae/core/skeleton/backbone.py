@@ -49,3 +49,19 @@ class TransformerBackbone(nn.Module):
         mask = self.attn_mask(tokens) if self.attn_mask is not None else None
         h, _ = self.transformer(self.embed(x), attn_mask=mask)  # B×(P+N)×dim
         return self.head(h[:, self.transformer.num_prefix :])
+
+
+class LinearHead(nn.Module):
+    """A per-token linear map as a replace-mode decoder: `(x: B×N×in_dim, tokens) -> B×N×out_dim`.
+
+    SimMIM's head (a 1×1 convolution to p²·C values, then PixelShuffle) is this Linear on each
+    token, with the values in the tokenizer's target order."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.in_dim, self.out_dim = in_dim, out_dim
+        self.proj = nn.Linear(in_dim, out_dim)
+
+    def forward(self, x: Tensor, tokens: Tokens) -> Tensor:
+        """B×N×in_dim -> B×N×out_dim."""
+        return self.proj(x)

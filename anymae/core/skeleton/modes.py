@@ -73,9 +73,14 @@ class MaskingMode(Protocol):
 
 
 def _query(plan: MaskPlan, decoder_plan: MaskPlan | None) -> tuple[Tensor, Tensor]:
-    """(B×Nq queried tokens, B×Nq float loss weight): the hidden tokens, or the decoder's keep set."""
+    """(B×Nq queried tokens, B×Nq float loss weight): the plan's loss set (default: the hidden
+    tokens), or the decoder's keep set (weight 1 where the queried token was hidden)."""
+    if plan.loss is not None:
+        if decoder_plan is not None:
+            raise ValueError("the mask plan has a loss set and a decoder-side masking picks queries too; use one")
+        return plan.loss, torch.ones_like(plan.loss, dtype=torch.float32)  # the decoder predicts the loss set only
     query = plan.hide if decoder_plan is None else decoder_plan.keep
-    return query, torch.gather(plan.mask, 1, query)  # weight 1 where the queried token was hidden
+    return query, torch.gather(plan.mask, 1, query)
 
 
 @dataclass(frozen=True)
@@ -128,15 +133,24 @@ class ReplaceMode:
             (GraphMAE: `int(replace_rate * Nm)` of them; `int((1 - replace_rate) * Nm)` get the
             [MASK] vector; a leftover from the two floors keeps its own input, as the reference).
         remask: zero the hidden rows of the decoder input (GraphMAE, for GNN decoders).
+        project: put `encoder_to_decoder` (Linear, no bias) between encoder and decoder (GraphMAE);
+            False passes the encoder output on as is (SimMIM's linear head reads it directly;
+            the widths must then match).
+        mask_token_std: the [MASK] vector's init: zeros (0, GraphMAE) or timm's `trunc_normal_`
+            with this std (bounds ±2; SimMIM: 0.02).
     """
 
     replace_rate: float = 0.0
     remask: bool = True
+    project: bool = True
+    mask_token_std: float = 0.0
     name: ClassVar[str] = "replace"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.replace_rate < 1.0:
             raise ValueError(f"replace_rate must be in [0, 1), got {self.replace_rate}")
+        if self.mask_token_std < 0:
+            raise ValueError(f"mask_token_std must be >= 0, got {self.mask_token_std}")
 
     def check(self, encoder: nn.Module, decoder: nn.Module) -> None:
         if isinstance(decoder, MAEDecoder) or not hasattr(decoder, "in_dim"):
@@ -149,17 +163,22 @@ class ReplaceMode:
                             f"{type(encoder).__name__}")
 
     def parts(self, tokenizer: nn.Module, encoder: nn.Module, decoder: nn.Module) -> Parts:
-        """The [MASK] vector (tokenizer width, zero init) and `encoder_to_decoder` (Linear, no bias)."""
+        """The [MASK] vector (tokenizer width) and `encoder_to_decoder` (Linear, no bias; or Identity
+        without `project`)."""
         width = encoder.dim if isinstance(encoder, TransformerEncoder) else encoder.out_dim
-        return {
-            "mask_token": nn.Parameter(torch.zeros(1, 1, tokenizer.dim)),  # GraphMAE: zero init
-            "encoder_to_decoder": nn.Linear(width, decoder.in_dim, bias=False),
-        }
+        token = torch.zeros(1, 1, tokenizer.dim)  # GraphMAE: zero init
+        if self.mask_token_std > 0:
+            nn.init.trunc_normal_(token, std=self.mask_token_std)  # timm's bounds ±2
+        if not self.project and width != decoder.in_dim:
+            raise ValueError(f"mode 'replace' with project=False needs the decoder's in_dim ({decoder.in_dim}) to "
+                             f"equal the encoder's width ({width})")
+        link: nn.Module = nn.Linear(width, decoder.in_dim, bias=False) if self.project else nn.Identity()
+        return {"mask_token": nn.Parameter(token), "encoder_to_decoder": link}
 
     def plan_queries(self, plan: MaskPlan, decoder_plan: MaskPlan | None) -> tuple[Tensor | None, Tensor]:
         if decoder_plan is not None:
             raise ValueError("mode 'replace' decodes every token; a decoder-side masking does not apply")
-        return None, plan.mask  # every token in order; the loss counts the hidden ones
+        return None, plan.loss_mask  # every token in order; the loss counts the loss set (default: hidden)
 
     def replace_hidden(
         self, x: Tensor, plan: MaskPlan, mask_token: Tensor, *, seeds: Tensor | None = None,
