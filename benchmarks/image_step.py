@@ -2,30 +2,35 @@
 
 Both models get the same weights (converted from HF's), the same batch and the same masks; one
 step = forward + backward + fused AdamW update (the default of both HF's Trainer and anymae).
-Steps alternate between the two models (A B, B A, ...) so that machine noise hits both alike;
-the median is reported. Also printed: FLOPs per sample (counted by
-torch.utils.flop_counter on one step), achieved FLOP/s, the machine's fp32 matmul ceiling
-measured in the same run, and peak memory (CUDA: max allocated; CPU: peak RSS of a fresh process
-that runs only that model's steps).
+`--precision` picks fp32, bf16 autocast, or both ("all"): each model runs in each precision
+named, every variant from the same initial weights. Steps alternate between the variants (A B,
+B A, ...: benchmarks/_timing.py) so that machine noise hits all alike; the median (min-max) is
+reported. Also printed: FLOPs per sample (counted by torch.utils.flop_counter on one step),
+achieved FLOP/s, its share of the 2048² matmul ceiling of the variant's precision measured in the
+same run, the ratio to HF in fp32, and peak memory (CUDA: max allocated; CPU: peak RSS of a fresh
+process that runs only that variant's steps; `--no-memory` skips it).
 
-    python benchmarks/image_step.py                       # ViT-B/16, 224², batch 8, mask 0.75
+    python benchmarks/image_step.py                       # ViT-B/16, 224², batch 8, mask 0.75, fp32
+    python benchmarks/image_step.py --precision all       # + bf16 autocast, for both models
     python benchmarks/image_step.py --batch 16 --steps 8  # any preset / size
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
-import time
+from pathlib import Path
 from typing import Callable
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import alternate, ceilings, in_precision, parse_precisions, report, step_flops
 
 import anymae
 from anymae.tasks.interop.mae import hf_vitmae_to_anymae
@@ -74,33 +79,11 @@ def make_step(model: torch.nn.Module, kind: str, x: torch.Tensor, num_tokens: in
     return step
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def matmul_ceiling(device: torch.device, n: int = 2048, reps: int = 10) -> float:
-    """fp32 FLOP/s of an n×n matmul on this device (the 'physical' ceiling)."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    a @ b
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    sync(device)
-    return 2 * n**3 * reps / (time.perf_counter() - t)
-
-
-def step_flops(step: Callable[[], float]) -> int:
-    with FlopCounterMode(display=False) as counter:
-        step()
-    return counter.get_total_flops()
-
-
-def peak_memory_child(args: argparse.Namespace, kind: str) -> float:
-    """Peak memory in MiB of one model's steps, in a fresh process (CPU) or by the allocator (CUDA)."""
-    cmd = [sys.executable, __file__, "--memory-of", kind] + [
-        f"--{k}={v}" for k, v in vars(args).items() if k not in ("memory_of", "json") and v is not None
+def peak_memory_child(args: argparse.Namespace, kind: str, precision: str) -> float:
+    """Peak memory in MiB of one variant's steps, in a fresh process (CPU) or by the allocator (CUDA)."""
+    skip = ("memory_of", "json", "precision", "no_memory")
+    cmd = [sys.executable, __file__, "--memory-of", kind, f"--precision={precision}"] + [
+        f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in skip and v is not None
     ]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
     return float(out)
@@ -113,7 +96,7 @@ def memory_main(args: argparse.Namespace) -> None:
     n = meta.tokenizer.grid[0] * meta.tokenizer.grid[1]
     model = (build_hf(meta.config) if args.memory_of == "hf" else build_ours(args)).to(device)
     x = torch.randn(args.batch, 3, args.img, args.img, device=device)
-    step = make_step(model, args.memory_of, x, n)
+    step = in_precision(make_step(model, args.memory_of, x, n), args.precision, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     for _ in range(2):
@@ -144,6 +127,8 @@ def main() -> None:
     p.add_argument("--mask", type=float, default=0.75)
     p.add_argument("--steps", type=int, default=5, help="timed steps per model")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--precision", default="fp32", help="fp32 | bf16 (autocast) | all (both, side by side)")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -151,40 +136,32 @@ def main() -> None:
         return memory_main(args)
 
     device = torch.device(args.device)
+    precisions = parse_precisions(args.precision)
     torch.manual_seed(0)
     hf, ours = build_pair(args)
-    hf.to(device), ours.to(device)
     x = torch.randn(args.batch, 3, args.img, args.img, device=device)
     n = ours.tokenizer.grid[0] * ours.tokenizer.grid[1]
-    steps = {"hf": make_step(hf, "hf", x, n), "anymae": make_step(ours, "anymae", x, n)}
+    steps: dict[str, Callable[[], float]] = {}  # "<model> <precision>": one step, all from the same weights
+    variants = [("hf", prec) for prec in dict.fromkeys(["fp32", *precisions])]  # HF fp32: the reference
+    for kind, prec in variants + [("anymae", prec) for prec in precisions]:
+        model = copy.deepcopy(hf if kind == "hf" else ours).to(device)
+        steps[f"{kind} {prec}"] = in_precision(make_step(model, kind, x, n), prec, device)
     flops = {k: step_flops(s) for k, s in steps.items()}  # also the warm-up step
-    times: dict[str, list[float]] = {k: [] for k in steps}
-    for r in range(args.steps):
-        order = list(steps.items()) if r % 2 == 0 else list(reversed(steps.items()))  # ABBA: no fixed second
-        for k, s in order:
-            sync(device)
-            t = time.perf_counter()
-            s()
-            sync(device)
-            times[k].append(time.perf_counter() - t)
-    ceiling = matmul_ceiling(device)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    mem = {k: peak_memory_child(args, "hf" if k == "hf" else "anymae") for k in steps}
-    threads = torch.get_num_threads()
-    print(f"{args.model} {args.img}² batch {args.batch} mask {args.mask} on {device} ({threads} threads), "
-          f"{args.steps} timed steps each, median")
-    print(f"{'':8} {'s/step':>8} {'samples/s':>10} {'GFLOP/sample':>13} {'GFLOP/s':>9} {'of ceiling':>10} {'peak MiB':>9}")
-    for k in steps:
-        gflop = flops[k] / args.batch / 1e9
-        achieved = flops[k] / med[k]
-        print(f"{k:8} {med[k]:8.3f} {args.batch / med[k]:10.2f} {gflop:13.2f} {achieved / 1e9:9.1f} "
-              f"{achieved / ceiling:10.1%} {mem[k]:9.0f}")
-    print(f"fp32 matmul ceiling (2048²): {ceiling / 1e9:.1f} GFLOP/s")
-    print(f"speed ratio anymae / HF ViTMAE: {med['hf'] / med['anymae']:.2f}x")
+    times = alternate(steps, args.steps, device)
+    ceiling = ceilings(device, ["fp32", "bf16"])
+    print(f"{args.model} {args.img}² batch {args.batch} mask {args.mask} on {device} "
+          f"({torch.get_num_threads()} threads), {args.steps} timed steps each (ABBA)")
+    rows = report(times, flops, ceiling, args.batch, "samples", "hf fp32")
+    mem = {}
+    if not args.no_memory:
+        mem = {k: peak_memory_child(args, *k.split()) for k in steps}
+        print("peak memory (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in mem.items()))
+    for prec in precisions:
+        print(f"speed ratio anymae {prec} / HF fp32: {rows[f'anymae {prec}']['ratio_vs_base']:.2f}x")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "seconds": med, "flops": flops, "peak_mib": mem,
-                       "ceiling_flops": ceiling, "ratio": med["hf"] / med["anymae"]}, f, indent=2)
+            json.dump({"args": vars(args), "rows": rows, "flops": flops, "peak_mib": mem, "ceiling_flops": ceiling},
+                      f, indent=2)  # fmt: skip
 
 
 if __name__ == "__main__":

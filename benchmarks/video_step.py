@@ -1,29 +1,31 @@
 """Video MAE pretraining step: anymae vs HF transformers' VideoMAEForPreTraining, side by side.
 
 Both models get the same weights (HF's, converted with `anymae.tasks.interop.videomae`), the same
-clips and the same tube masks; one step = forward + backward + fused AdamW update. Steps alternate
-(A B, B A, ...) and the median is reported, with FLOPs per clip (torch.utils.flop_counter),
-achieved FLOP/s and the fp32 2048² matmul ceiling measured in the same run (helpers shared with
-benchmarks/image_step.py).
+clips and the same tube masks; one step = forward + backward + fused AdamW update. `--precision`
+runs each model in fp32, bf16 autocast or both ("all"; HF fp32 is always the reference), every
+variant from the same weights. Steps alternate (A B, B A, ...) and the median (min-max) is
+reported, with FLOPs per clip (torch.utils.flop_counter), achieved FLOP/s and its share of the
+2048² matmul ceiling of the variant's precision, measured in the same run (benchmarks/_timing.py).
+`--profile N` then prints torch.profiler's top-N ops (self CPU time) of one anymae step.
 
     python benchmarks/video_step.py            # ViT-B, 16×224², tubelets 2×16×16, tube 0.9, batch 4
+    python benchmarks/video_step.py --batch 2 --precision all --profile 20
     python benchmarks/video_step.py --quick    # tiny sizes, < 1 minute on a CPU
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from image_step import matmul_ceiling, step_flops, sync
+from _timing import alternate, ceilings, in_precision, parse_precisions, report, step_flops
 
 import anymae
 from anymae.tasks.interop.videomae import load_videomae_weights
@@ -76,6 +78,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5, help="timed steps per model")
     p.add_argument("--quick", action="store_true", help="tiny sizes (32², 4 frames, 2 blocks)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--precision", default="fp32", help="fp32 | bf16 (autocast) | all (both, side by side)")
+    p.add_argument("--profile", type=int, default=0, metavar="N", help="print the top-N ops of one anymae step")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = p.parse_args()
     args.sizes = {}
@@ -85,44 +89,48 @@ def main() -> None:
         args.steps = min(args.steps, 4)
 
     device = torch.device(args.device)
+    precisions = parse_precisions(args.precision)
     torch.manual_seed(0)
     hf, ours = build_pair(args)
-    hf.to(device), ours.to(device)
     tok = ours.tokenizer
     x = torch.randn(args.batch, 3, tok.num_frames, *tok.img_size, device=device)
     from anymae.core.masking import make_plan
 
     masks = [make_plan(ours.masking, tok.grid, args.batch, device=device, seeds=torch.arange(args.batch) + 100 * i)
-             .mask.bool() for i in range(args.steps + 2)]  # fmt: skip
-    steps = {"hf": make_step(hf, "hf", x, masks), "anymae": make_step(ours, "anymae", x, masks)}
-    flops = {k: step_flops(s) for k, s in steps.items()}  # also the warm-up step
-    times: dict[str, list[float]] = {k: [] for k in steps}
-    for r in range(args.steps):
-        order = list(steps.items()) if r % 2 == 0 else list(reversed(steps.items()))  # ABBA
-        for k, s in order:
-            sync(device)
-            t = time.perf_counter()
-            s()
-            sync(device)
-            times[k].append(time.perf_counter() - t)
-    ceiling = matmul_ceiling(device)
-    med = {k: statistics.median(v) for k, v in times.items()}
+             .mask.bool() for i in range(args.steps + 3)]  # fmt: skip
+    steps: dict[str, Callable[[], float]] = {}  # "<model> <precision>": one step, all from the same weights
+    variants = [("hf", prec) for prec in dict.fromkeys(["fp32", *precisions])]  # HF fp32: the reference
+    for kind, prec in variants + [("anymae", prec) for prec in precisions]:
+        model = copy.deepcopy(hf if kind == "hf" else ours).to(device)
+        steps[f"{kind} {prec}"] = in_precision(make_step(model, kind, x, masks), prec, device)
+    flops = {k: step_flops(s) for k, s in steps.items()}  # also a warm-up step
+    times = alternate(steps, args.steps, device)
+    ceiling = ceilings(device, ["fp32", "bf16"])
     c = ours.config
     print(f"{args.model} {c['num_frames']}×{c['img_size']}² tubelet {c['tubelet_size']}×{c['patch_size']}² "
           f"({len(masks[0][0])} tokens), tube mask {c['mask_ratio']}, batch {args.batch} on {device} "
-          f"({torch.get_num_threads()} threads), {args.steps} timed steps each, median")  # fmt: skip
-    print(f"{'':8} {'s/step':>8} {'clips/s':>8} {'GFLOP/clip':>11} {'GFLOP/s':>9} {'of ceiling':>10}")
-    for k in steps:
-        achieved = flops[k] / med[k]
-        print(f"{k:8} {med[k]:8.3f} {args.batch / med[k]:8.2f} {flops[k] / args.batch / 1e9:11.2f} "
-              f"{achieved / 1e9:9.1f} {achieved / ceiling:10.1%}")
-    print(f"fp32 matmul ceiling (2048²): {ceiling / 1e9:.1f} GFLOP/s")
-    print(f"speed ratio anymae / HF VideoMAE: {med['hf'] / med['anymae']:.2f}x")
+          f"({torch.get_num_threads()} threads), {args.steps} timed steps each (ABBA)")  # fmt: skip
+    rows = report(times, flops, ceiling, args.batch, "clips", "hf fp32")
+    for prec in precisions:
+        print(f"speed ratio anymae {prec} / HF VideoMAE fp32: {rows[f'anymae {prec}']['ratio_vs_base']:.2f}x")
+    if args.profile:
+        profile_step(steps[f"anymae {precisions[0]}"], args.profile)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"seconds": med, "flops": flops, "ceiling_flops": ceiling,
-                       "ratio": med["hf"] / med["anymae"]}, f, indent=2)  # fmt: skip
+            json.dump({"rows": rows, "flops": flops, "ceiling_flops": ceiling}, f, indent=2)
 
+
+def profile_step(step: Callable[[], float], top: int) -> None:
+    """Print torch.profiler's ``top`` ops by self CPU time over one call of ``step``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        step()
+    print(f"\ntorch.profiler, one anymae step, top {top} ops by self CPU time:")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top, max_name_column_width=40))
+    print(f"same, grouped by input shape (top {top}):")
+    print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=top,
+                                                              max_name_column_width=40, max_shapes_column_width=70))
 
 if __name__ == "__main__":
     main()
