@@ -42,9 +42,15 @@ _POS_TABLES = [("pos_embed", "tokenizer.pos_embed.table"), ("decoder_pos_embed",
 
 
 def official_mae_to_anymae(state: Mapping[str, Tensor], *, num_prefix: int = 1) -> StateDict:
-    """Official MAE state dict (`ckpt["model"]`) -> anymae image MAE state dict."""
+    """Official MAE state dict (`ckpt["model"]`) -> anymae image MAE state dict.
+
+    anymae's position tables have no cls slot. MAE's slot is zero; a supervised ViT's (timm) is
+    learned, and timm adds it to the cls token once, so it is folded into `cls_token` (exact for both).
+    """
     tables = dict(_POS_TABLES)
     out: StateDict = {}
+    if "cls_token" in state and "pos_embed" in state:
+        state = {**state, "cls_token": state["cls_token"] + state["pos_embed"][:, :1]}  # 1×1×D
     for key, value in state.items():
         if key in tables:
             out[tables[key]] = value[:, num_prefix:]  # drop the (zero) cls slot

@@ -13,7 +13,7 @@ files (never unpickled: `torch.load(weights_only=True)`, or safetensors):
 | an HF ViT / ViTMAE state dict (any of their classes) | `vit.*` or `embeddings.*`  | `mae.hf_vitmae_to_official_mae`, then as timm |
 
 A timm / HF position table's cls slot (learned in supervised ViTs, zero in MAE) is folded into the
-cls token first (`fold_cls_position`), so the teacher's features equal the source model's.
+cls token first (`interop.mae.official_mae_to_anymae`), so the teacher's features equal the source model's.
 
 Only the encoder side is kept (`tokenizer.*`, `encoder.*`); the parts a teacher has no use for
 are left out by name: decoders and `mask_token` (MAE, ViTMAE), classifier heads (timm `head.*`,
@@ -63,21 +63,6 @@ def read_weights(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read teacher file '{path}' as safetensors ({e})") from e
 
 
-def fold_cls_position(state: Mapping[str, Tensor]) -> StateDict:
-    """Official / timm names: the cls slot of `pos_embed` added into `cls_token`, the slot zeroed.
-
-    timm adds `pos_embed` (1×(1+N)×D) to `[cls; tokens]` once, so `cls_token + pos_embed[:, 0]` with
-    a zero slot gives the same encoder input; anymae's tables have no cls slot (the MAE converter
-    drops it, exact for MAE's zero slot, not for a supervised ViT's learned one).
-    """
-    out = dict(state)
-    if "cls_token" in out and "pos_embed" in out:
-        pos = out["pos_embed"]  # 1×(1+N)×D
-        out["cls_token"] = out["cls_token"] + pos[:, :1]  # 1×1×D
-        out["pos_embed"] = torch.cat([torch.zeros_like(pos[:, :1]), pos[:, 1:]], dim=1)
-    return out
-
-
 def teacher_state(content: Mapping[str, Any], source: str) -> tuple[StateDict, str]:
     """(the encoder side of a teacher file in anymae names, the file's kind), see the module table.
 
@@ -98,7 +83,7 @@ def teacher_state(content: Mapping[str, Any], source: str) -> tuple[StateDict, s
             raw = {(k if k.startswith(("vit.", "decoder.")) else f"vit.{k}"): v for k, v in raw.items()}
         kind = "HF ViT / ViTMAE state dict" if hf else "timm ViT / MAE state dict"
         try:
-            state = official_mae_to_anymae(fold_cls_position(hf_vitmae_to_official_mae(raw) if hf else raw))
+            state = official_mae_to_anymae(hf_vitmae_to_official_mae(raw) if hf else raw)
         except KeyError as e:
             raise CheckpointError(f"teacher file {source} ({kind}): {e.args[0]}") from e
     return {k: v for k, v in state.items() if k.startswith(KEPT)}, kind
