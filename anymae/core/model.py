@@ -23,7 +23,7 @@ Positions meet the encoder in one place, `encode_with_positions` (through `run_e
 tokenizer's positions are handed to the `TransformerEncoder`, which adds them once or at every
 block (`pos_every_block`), for every branch, mode, `features()` and teacher.
 
-Teachers (`core.teacher`: a frozen encoder from a file, or an EMA copy of student parts) are
+Teachers (`core.skeleton.teacher`: a frozen encoder from a file, or an EMA copy of student parts) are
 submodules under `teachers.<name>` (`add_teacher`), so checkpoints hold them; the engine calls
 `after_step(step)` once after every optimizer step, which updates the EMA teachers and sets the
 step the next mask plan reads (`MaskContext.step`: schedules such as HPM's easy -> hard ramp).
@@ -181,13 +181,13 @@ class MaskedAutoencoder(nn.Module):
             raise ValueError(f"loss term names must be unique, got {names}")
         self.terms = nn.ModuleList(all_terms)
         self.config: dict[str, Any] = dict(config or {})
-        self.teachers = nn.ModuleDict()  # `core.teacher` modules by name (state-dict keys teachers.<name>.*)
+        self.teachers = nn.ModuleDict()  # `core.skeleton.teacher` modules by name (state-dict keys teachers.<name>.*)
         self._step = 0  # optimizer steps done (after_step); a buffer when the masking reads it
         if any(getattr(m, "uses_step", False) for m in (masking, decoder_masking) if m is not None):
             self.register_buffer("schedule_step", torch.zeros((), dtype=torch.long))
 
     def add_teacher(self, name: str, teacher: nn.Module) -> None:
-        """Own `teacher` (a `core.teacher.Teacher`) as `teachers.<name>`: saved and resumed with the model."""
+        """Own `teacher` (a `core.skeleton.teacher.Teacher`) as `teachers.<name>`: saved and resumed with the model."""
         if name in self.teachers:
             raise ValueError(f"the model already has a teacher named {name!r}; names: {sorted(self.teachers)}")
         self.teachers[name] = teacher

@@ -1,6 +1,6 @@
 """Reading a frozen teacher's weights from a file the user gives (`teacher.checkpoint=PATH`).
 
-    load_teacher(path, teacher)  # fills a `core.teacher.FrozenTeacher` in place
+    load_teacher(path, teacher)  # fills a `core.skeleton.teacher.FrozenTeacher` in place
 
 The teacher module is built first with the expected sizes (tokenizer: patch size, channels,
 positions; `TransformerEncoder`: depth, width, heads); the file must fit it exactly. Accepted

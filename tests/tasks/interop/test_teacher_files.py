@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 import anymae
-from anymae.core.teacher import FrozenTeacher
+from anymae.core.skeleton.teacher import FrozenTeacher
 from anymae.tasks.interop.mae import export_timm_encoder, hf_vitmae_to_anymae
 from anymae.tasks.interop.teacher_files import load_teacher
 from anymae.tasks.train.checkpoint import CheckpointError, save_checkpoint

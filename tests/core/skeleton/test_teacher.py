@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from anymae.core.encoder import EncoderConfig, TransformerEncoder
-from anymae.core.teacher import EMATeacher, FrozenTeacher, Momentum, block_attention
+from anymae.core.skeleton.teacher import EMATeacher, FrozenTeacher, Momentum, block_attention
 from anymae.datasets.seeding import SeededSamples
 from anymae.tasks.train.checkpoint import load_checkpoint
 from anymae.tasks.train.config import OptimConfig, RunConfig
