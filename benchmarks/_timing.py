@@ -11,6 +11,7 @@ with N workers) next to `train_rate` (samples/s of the model's step in a precisi
 
 from __future__ import annotations
 
+import copy
 import statistics
 import time
 from collections.abc import Callable
@@ -92,6 +93,26 @@ def alternate(
             sync(device)
             times[name].append(time.perf_counter() - began)
     return times
+
+
+def time_variants(
+    hf: torch.nn.Module,
+    ours: torch.nn.Module,
+    precisions: list[str],
+    make_step: Callable[[torch.nn.Module, str], Callable[[], float]],
+    device: torch.device,
+    steps: int,
+) -> tuple[dict[str, int], dict[str, list[float]]]:
+    """HF in fp32 (the reference) and in each asked precision, anymae in each asked precision, every
+    variant a copy of the same initial weights; -> (FLOPs per step, alternated step times) by
+    "<model> <precision>". `make_step(model, kind)` builds one step of `model` ("hf" or "anymae")."""
+    variants = [("hf", prec) for prec in dict.fromkeys(["fp32", *precisions])]
+    built: dict[str, Callable[[], float]] = {}
+    for kind, prec in variants + [("anymae", prec) for prec in precisions]:
+        model = copy.deepcopy(hf if kind == "hf" else ours).to(device)
+        built[f"{kind} {prec}"] = in_precision(make_step(model, kind), prec, device)
+    flops = {k: step_flops(s) for k, s in built.items()}  # also the warm-up step
+    return flops, alternate(built, steps, device)
 
 
 def report(

@@ -18,7 +18,6 @@ process that runs only that variant's steps; `--no-memory` skips it).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import resource
@@ -30,7 +29,7 @@ from typing import Callable
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import alternate, ceilings, in_precision, parse_precisions, report, step_flops
+from _timing import ceilings, in_precision, parse_precisions, report, time_variants
 
 import anymae
 from anymae.tasks.interop.mae import hf_vitmae_to_anymae
@@ -141,13 +140,7 @@ def main() -> None:
     hf, ours = build_pair(args)
     x = torch.randn(args.batch, 3, args.img, args.img, device=device)
     n = ours.tokenizer.grid[0] * ours.tokenizer.grid[1]
-    steps: dict[str, Callable[[], float]] = {}  # "<model> <precision>": one step, all from the same weights
-    variants = [("hf", prec) for prec in dict.fromkeys(["fp32", *precisions])]  # HF fp32: the reference
-    for kind, prec in variants + [("anymae", prec) for prec in precisions]:
-        model = copy.deepcopy(hf if kind == "hf" else ours).to(device)
-        steps[f"{kind} {prec}"] = in_precision(make_step(model, kind, x, n), prec, device)
-    flops = {k: step_flops(s) for k, s in steps.items()}  # also the warm-up step
-    times = alternate(steps, args.steps, device)
+    flops, times = time_variants(hf, ours, precisions, lambda m, kind: make_step(m, kind, x, n), device, args.steps)
     ceiling = ceilings(device, ["fp32", "bf16"])
     print(f"{args.model} {args.img}² batch {args.batch} mask {args.mask} on {device} "
           f"({torch.get_num_threads()} threads), {args.steps} timed steps each (ABBA)")

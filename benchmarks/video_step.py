@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _timing import alternate, ceilings, in_precision, parse_precisions, report, step_flops
+from _timing import ceilings, in_precision, parse_precisions, report, time_variants
 
 import anymae
 from anymae.tasks.interop.videomae import load_videomae_weights
@@ -98,13 +98,7 @@ def main() -> None:
 
     masks = [make_plan(ours.masking, tok.grid, args.batch, device=device, seeds=torch.arange(args.batch) + 100 * i)
              .mask.bool() for i in range(args.steps + 3)]  # fmt: skip
-    steps: dict[str, Callable[[], float]] = {}  # "<model> <precision>": one step, all from the same weights
-    variants = [("hf", prec) for prec in dict.fromkeys(["fp32", *precisions])]  # HF fp32: the reference
-    for kind, prec in variants + [("anymae", prec) for prec in precisions]:
-        model = copy.deepcopy(hf if kind == "hf" else ours).to(device)
-        steps[f"{kind} {prec}"] = in_precision(make_step(model, kind, x, masks), prec, device)
-    flops = {k: step_flops(s) for k, s in steps.items()}  # also a warm-up step
-    times = alternate(steps, args.steps, device)
+    flops, times = time_variants(hf, ours, precisions, lambda m, kind: make_step(m, kind, x, masks), device, args.steps)
     ceiling = ceilings(device, ["fp32", "bf16"])
     c = ours.config
     print(f"{args.model} {c['num_frames']}×{c['img_size']}² tubelet {c['tubelet_size']}×{c['patch_size']}² "
@@ -114,7 +108,8 @@ def main() -> None:
     for prec in precisions:
         print(f"speed ratio anymae {prec} / HF VideoMAE fp32: {rows[f'anymae {prec}']['ratio_vs_base']:.2f}x")
     if args.profile:
-        profile_step(steps[f"anymae {precisions[0]}"], args.profile)
+        profiled = copy.deepcopy(ours).to(device)  # a fresh copy: the timed ones have taken optimizer steps
+        profile_step(in_precision(make_step(profiled, "anymae", x, masks), precisions[0], device), args.profile)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"rows": rows, "flops": flops, "ceiling_flops": ceiling}, f, indent=2)
