@@ -15,7 +15,7 @@ from anymae.core.registry import MODELS, create_model, list_models
 MODALITY_MODULES: tuple[str, ...] = tuple(
     f"anymae.modalities.{name}" for name in ("image", "multichannel", "points", "audio", "video", "graph")
 )
-MODELS.defer(*MODALITY_MODULES)
+MODELS.defer(*MODALITY_MODULES, "anymae.recipes")  # recipes compose the modalities' models
 
 if TYPE_CHECKING:
     from anymae.core.model import MAEOutput, MaskedAutoencoder

@@ -14,7 +14,9 @@ A recipe chooses parts instead of subclassing:
 - `terms`: extra loss terms (`core.skeleton.terms`; Point-CMAE's `DecoderConsistency`);
 - `decoder_masking`: a decoder-side strategy whose kept tokens are the ones the decoder predicts
   (VideoMAE V2's dual masking);
-- `target_norm`, `loss` / `loss_params`: the target and the reconstruction loss.
+- `target_norm`, `loss` / `loss_params`: the target and the reconstruction loss;
+- `target`: a target provider (`core.targets`: HOG, teacher features, ids, input features)
+  instead of the tokenizer's pixels.
 
 The loss is the weighted sum of the terms; `MAEOutput.parts` holds every term's value by name
 ("rec" for one branch, "rec1", "rec2", ... for several, then the extra terms' names).
@@ -49,6 +51,7 @@ from anymae.core.seeds import DECODER_MASK_OFFSET, branch_seeds, fold_seeds, off
 from anymae.core.skeleton.modes import DropMode, MaskingMode
 from anymae.core.skeleton.steps import Branch, BranchPlan, Decoded, Encoded, Pass
 from anymae.core.skeleton.terms import LossTerm, reconstruction_terms, total_loss
+from anymae.core.targets import TargetProvider
 from anymae.core.tokens import Tokens
 
 Noise = Tensor | Sequence[Tensor | None] | None
@@ -137,6 +140,8 @@ class MaskedAutoencoder(nn.Module):
         decoder_masking: optional decoder-side strategy (VideoMAE V2, drop mode): its kept tokens
             are the ones the decoder predicts; the loss covers tokens hidden from the encoder
             among them.
+        target: a target provider (`core.targets.TargetProvider`) replacing the tokenizer's
+            targets (then `target_norm` must be None); the decoder head must output `target.dim`.
         config: plain values describing how this model was built (saved with checkpoints).
     """
 
@@ -155,6 +160,7 @@ class MaskedAutoencoder(nn.Module):
         loss: str = "mse",
         loss_params: dict[str, Any] | None = None,
         decoder_masking: MaskingStrategy | None = None,
+        target: TargetProvider | None = None,
         config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -171,7 +177,10 @@ class MaskedAutoencoder(nn.Module):
             setattr(self, name, part)  # top-level keys: mask_token, encoder_to_decoder.*, ...
         self.masking = masking
         self.decoder_masking = decoder_masking
+        if target is not None and target_norm is not None:
+            raise ValueError("a target provider replaces the pixel targets: target_norm must be None with it")
         self.target_norm = target_norm
+        self.target = target
         self.loss_name = loss
         self.loss_params: dict[str, Any] = dict(loss_params or {})
         self.loss_fn: Callable[[Tensor, Tensor, Tensor | None], Tensor] = get_loss(loss, **self.loss_params)
@@ -262,17 +271,22 @@ class MaskedAutoencoder(nn.Module):
         generator: torch.Generator | None = None,
         decoder_noise: Noise = None,
         scores: Tensor | None = None,
+        inputs: Any = None,
+        cache: dict[str, Any] | None = None,
     ) -> list[BranchPlan]:
         """One `BranchPlan` per branch: the encoder's mask, the decoder's queries and loss weights.
 
         Branch k draws from `branch_seeds(seeds, k)`; its decoder-side mask from those seeds plus
         `DECODER_MASK_OFFSET`. Without seeds every draw comes from `generator` (or torch's global
         generator), branch by branch, encoder mask before decoder mask. Context-reading strategies
-        see `MaskContext(tokens, self.step, scores, self)`.
+        see `MaskContext(tokens, self.step, scores, self, inputs, cache)` (`cache`: the pass's
+        shared dict, `Pass.cache`).
         """
         b = tokens.x.shape[0]
         row_seeds = fold_seeds(seeds, b) if seeds is not None and self._packs() else seeds
-        context = MaskContext(tokens=tokens, step=self.step, scores=scores, model=self)
+        context = MaskContext(
+            tokens=tokens, step=self.step, scores=scores, model=self, inputs=inputs, cache={} if cache is None else cache
+        )
         out: list[BranchPlan] = []
         for k in range(self.num_branches):
             s = branch_seeds(row_seeds, k)
@@ -302,8 +316,12 @@ class MaskedAutoencoder(nn.Module):
         """One branch's predictions at its queries, by that branch's decoder."""
         return self.mode.decode(self, self.decoders[branch], tokens, planned, encoded)
 
-    def targets(self, tokens: Tokens) -> Tensor:
-        """B×N×P targets as the loss sees them (normalized per token with norm_pix)."""
+    def targets(self, tokens: Tokens, inputs: Any = None, cache: dict[str, Any] | None = None) -> Tensor:
+        """B×N×P targets as the loss sees them: the provider's (`target`), else the tokenizer's
+        (normalized per token with norm_pix). `inputs` / `cache`: the modality batch and the
+        pass's shared dict, for providers that run a teacher."""
+        if self.target is not None:
+            return self.target(tokens, inputs, {} if cache is None else cache, self)
         assert tokens.target is not None
         return self.target_norm.normalize(tokens.target) if self.target_norm else tokens.target
 
@@ -334,15 +352,17 @@ class MaskedAutoencoder(nn.Module):
             scores: B×N per-token scores for score-driven strategies (`core.masking.scores`).
         """
         tokens = self.tokenize(x)
+        cache: dict[str, Any] = {}  # shared by mask strategies, targets and terms for this pass
         planned = self.plan_masks(
-            tokens, seeds=seeds, noise=noise, generator=generator, decoder_noise=decoder_noise, scores=scores
+            tokens, seeds=seeds, noise=noise, generator=generator, decoder_noise=decoder_noise, scores=scores,
+            inputs=x, cache=cache,
         )
         taps = tuple(sorted({i for term in self.terms for i in term.taps}))
         branches = []
         for k, p in enumerate(planned):  # encode then decode per branch (the order of RNG draws)
             encoded = self.encode(tokens, p, generator=generator, taps=taps)
             branches.append(Branch(p, encoded, self.decode(tokens, p, encoded, branch=k)))
-        state = Pass(tokens, self.targets(tokens), branches)
+        state = Pass(tokens, self.targets(tokens, x, cache), branches, inputs=x, model=self, cache=cache)
         loss, parts = self.loss_terms(state)
         first = branches[0]
         return MAEOutput(
@@ -377,8 +397,13 @@ class MaskedAutoencoder(nn.Module):
         `stats`: "own" uses each hidden token's own mean and variance (what MAE's visualizations
         do; it reveals those two numbers of the answer), "visible" uses the average statistics of
         the sample's visible tokens (nothing from the hidden token is used). Raw targets: `stats`
-        changes nothing.
+        changes nothing. Only for the tokenizer's own targets (no `target` provider).
         """
+        if self.target is not None:
+            raise ValueError(
+                f"this model predicts {type(self.target).__name__} targets, not the input: "
+                "there is no reconstruction in the data space to show"
+            )
         raw = out.tokens.target  # B×N×P
         pred = out.pred
         if self.target_norm is not None:

@@ -22,7 +22,7 @@ the hidden tokens the reconstruction loss scores (`MaskPlan.loss`; default: ever
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
 import torch
@@ -78,12 +78,17 @@ class MaskContext:
         step: optimizer steps done before this batch (schedules read it).
         scores: optional B×N per-token scores supplied by the caller, the batch or a teacher.
         model: the model planning the masks (a strategy may ask its teachers), or None.
+        inputs: the modality batch the tokens came from (a teacher tokenizes it itself), or None.
+        cache: values computed once per forward pass and shared with the loss terms (`Pass.cache`),
+            e.g. a teacher's output under the teacher's name.
     """
 
     tokens: Tokens | None = None
     step: int = 0
     scores: Tensor | None = None
     model: Any = None
+    inputs: Any = None
+    cache: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -11,6 +11,7 @@ forward state that loss terms read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import Tensor
 
@@ -132,8 +133,16 @@ class Pass:
         tokens: the tokenized batch.
         target: B×N×P targets as the loss sees them (normalized when the model has a target norm).
         branches: one `Branch` per mask draw, in order.
+        inputs: the modality batch the model was called with (a teacher tokenizes it itself).
+        model: the model running this pass (terms reach its teachers as `state.model.teachers`).
+        cache: values computed once per pass and shared by terms, targets and mask strategies
+            (e.g. a teacher's output under the teacher's name); the same dict as
+            `MaskContext.cache` of this pass.
     """
 
     tokens: Tokens
     target: Tensor
     branches: list[Branch]
+    inputs: Any = None
+    model: Any = None
+    cache: dict[str, Any] = field(default_factory=dict)

@@ -1,7 +1,8 @@
 """MAE pretraining from a run config, and loading a pretrained model back from its checkpoint.
 
 A run config has four sections: `model` (a registered preset name plus options), `data` (a data
-source, see `anymae.datasets.sources`), `optim` (`OptimConfig`) and `run` (`RunConfig`). The
+source, see `anymae.datasets.sources`), `optim` (`OptimConfig`) and `run` (`RunConfig`), plus
+`teacher` for recipes that distil from a file (`teacher.checkpoint=PATH`, see `tasks.train.prepare`). The
 resolved config, with the model section expanded to every option of the preset, is saved in
 `out_dir/config.yaml` and in every checkpoint, so a checkpoint alone rebuilds its model.
 """
@@ -22,6 +23,7 @@ from anymae.datasets.seeding import SeededSamples
 from anymae.datasets.sources import build_dataset
 from anymae.tasks.train.checkpoint import load_checkpoint, load_state_dict_checked
 from anymae.tasks.train.engine import TrainResult, pretrain_objective, train
+from anymae.tasks.train.prepare import prepare_model
 from anymae.tasks.train.config import OptimConfig, RunConfig
 
 
@@ -33,6 +35,7 @@ class PretrainConfig:
     data: dict[str, Any]
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/pretrain"))
+    teacher: dict[str, Any] = field(default_factory=dict)
 
 
 def _blamed_options(err: FieldError, options: dict[str, Any]) -> list[str]:
@@ -74,6 +77,7 @@ def run_pretrain(cfg: PretrainConfig) -> TrainResult:
         torch.manual_seed(cfg.run.seed)
         model = build_model(cfg.model)
     dataset = build_dataset(cfg.data, split="pretrain", model_config=model.config)
+    prepare_model(model, dataset, cfg.teacher, cfg.run.out_dir, cfg.run.seed)
     resolved = dataclasses.replace(cfg, model=dict(model.config))
     data = SeededSamples(dataset, cfg.run.seed)
     result = train(model, data, pretrain_objective, cfg.optim, cfg.run, full_config=resolved)
