@@ -8,6 +8,9 @@ Closed forms (the reference MAE's `util/pos_embed.py`):
   parts and the parts encode the axes in REVERSE order, so that in 2-D the first half encodes the
   column index and the second half the row index, exactly as MAE's `meshgrid(w, h)` does (this
   matters on non-square grids, e.g. Audio-MAE's 64x8). In 3-D the parts encode (w, h, t).
+  `axis_order="first"` encodes the axes in grid order instead: Hi-End-MAE's 3-D table
+  (`build_3d_sincos_position_embedding`: meshgrid(h, w, d) with "ij" indexing, width split in six
+  D/6 parts [sin h, cos h, sin w, cos w, sin d, cos d], width divisible by 6, no cls row).
 
 Every position module maps a token layout to (1 or B)×N×D and is called as `pos(grid, coords)`.
 Fixed tables are buffers, not parameters: they are saved in checkpoints (timm's `pos_embed`
@@ -23,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 SinCosLayout = Literal["concat", "interleave"]
+AxisOrder = Literal["last", "first"]  # which grid axis the first width part encodes
 
 
 def sincos_1d(positions: Tensor, dim: int, *, layout: SinCosLayout = "concat") -> Tensor:
@@ -49,15 +53,23 @@ def _axis_widths(dim: int, num_axes: int) -> list[int]:
     return widths
 
 
-def sincos_grid(grid: tuple[int, ...], dim: int) -> Tensor:
-    """Separable sin-cos table for a row-major token grid -> prod(grid)×dim."""
+def sincos_grid(grid: tuple[int, ...], dim: int, *, axis_order: AxisOrder = "last") -> Tensor:
+    """Separable sin-cos table for a row-major token grid -> prod(grid)×dim.
+
+    Args:
+        grid: (g_0, ..., g_{k-1}); token n sits at the row-major position of its index.
+        dim: width, split into k even parts (equal when k·2 divides it; else the first part
+            takes the remainder).
+        axis_order: "last": the first part encodes the last axis (MAE's 2-D order); "first": it
+            encodes axis 0 (Hi-End-MAE's 3-D order).
+    """
+    if axis_order not in ("last", "first"):
+        raise ValueError(f"axis_order={axis_order!r}: expected 'last' (MAE) or 'first' (Hi-End-MAE)")
     coords = torch.meshgrid(*[torch.arange(g) for g in grid], indexing="ij")  # each g0×...×gk
     widths = _axis_widths(dim, len(grid))
-    parts = [
-        sincos_1d(axis_coords.flatten(), width)
-        for axis_coords, width in zip(reversed(coords), widths)  # last axis first (MAE order)
-    ]
-    return torch.cat(parts, dim=1)
+    axes = reversed(coords) if axis_order == "last" else iter(coords)
+    parts = [sincos_1d(axis_coords.flatten(), width) for axis_coords, width in zip(axes, widths)]
+    return torch.cat(parts, dim=1)  # prod(grid)×dim
 
 
 class FixedSinCos(nn.Module):
@@ -68,19 +80,22 @@ class FixedSinCos(nn.Module):
         dim: embedding width.
         flat: if True, one 1-D table over the flattened token index (VideoMAE), else separable.
         layout: sin/cos arrangement of the 1-D table ("interleave" is VideoMAE's).
+        axis_order: which axis the first width part of a separable table encodes (`sincos_grid`).
     """
 
     def __init__(
-        self, grid: tuple[int, ...], dim: int, *, flat: bool = False, layout: SinCosLayout = "concat"
+        self, grid: tuple[int, ...], dim: int, *, flat: bool = False, layout: SinCosLayout = "concat",
+        axis_order: AxisOrder = "last",
     ) -> None:
         super().__init__()
         self.grid, self.dim, self.flat, self.layout = tuple(grid), dim, flat, layout
+        self.axis_order: AxisOrder = axis_order
         self.register_buffer("table", self._compute(self.grid).unsqueeze(0))  # 1×N×D
 
     def _compute(self, grid: tuple[int, ...]) -> Tensor:
         if self.flat:
             return sincos_1d(torch.arange(math.prod(grid)), self.dim, layout=self.layout)
-        return sincos_grid(grid, self.dim)
+        return sincos_grid(grid, self.dim, axis_order=self.axis_order)
 
     def forward(self, grid: tuple[int, ...], coords: Tensor | None = None) -> Tensor:
         """-> 1×N×D for N = prod(grid)."""

@@ -81,6 +81,7 @@ class TrainResult:
         skipped_steps: updates dropped for a non-finite loss (``on_nan="skip"``), in total.
         checkpoint: the final ``last.pt``.
         out_dir: the run directory.
+        model: the trained model (unwrapped from DDP / FSDP; this rank's replica).
     """
 
     step: int
@@ -88,6 +89,7 @@ class TrainResult:
     skipped_steps: int
     checkpoint: Path
     out_dir: Path
+    model: nn.Module | None = None
 
 
 def pretrain_objective(model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
@@ -334,5 +336,6 @@ def _train(
     if skipped and info.is_main:
         log.warning("skipped %d optimizer step(s) with a non-finite loss", skipped)
     return TrainResult(
-        step=max(total, start), last_loss=loss, skipped_steps=skipped, checkpoint=out_dir / LAST, out_dir=out_dir
+        step=max(total, start), last_loss=loss, skipped_steps=skipped, checkpoint=out_dir / LAST, out_dir=out_dir,
+        model=unwrap(wrapped),
     )
