@@ -19,7 +19,12 @@ of their beginning. Rates whose exact resampling filter bank would be huge (copr
 Augmentations (training only, as the reference's dataset applies them):
 - `roll_mag_aug` (AS-2M pretraining): the waveform is multiplied by Beta(10, 10) + 0.5. The
   reference also "rolls" by `randint(len(waveform))`, but its waveform is 1×L so that length is 1
-  and the roll is always 0; we reproduce the code (magnitude only).
+  and the roll is always 0; we reproduce the code (magnitude only). Every step of the fbank up to
+  the mel energies is linear in the waveform (DC removal, pre-emphasis, window, |FFT|²: energies
+  scale by s²), so without mixup the clip's mel energies are computed once (and kept by
+  `run.cache`) and the scaled clip's fbank is `log(max(s² · E, eps))`: the same values as
+  recomputing the fbank of the scaled waveform, up to float rounding (the order of the products),
+  at a fraction of the cost.
 - `mixup` (fine-tuning, 0.5): with this probability the clip is mixed with a uniformly drawn
   partner at the waveform level, λ ~ Beta(10, 10), the partner padded / cut to the clip's length,
   the mix mean-subtracted again; labels mix as λ·y1 + (1 - λ)·y2. With on_error="skip" a partner
@@ -175,21 +180,32 @@ class Frontend:
 
     def fbank(self, waveform: Tensor, *, where: str = "waveform") -> Tensor:
         """1×L mean-subtracted waveform at `sample_rate` -> T×F raw log-mel fbank (padded / cut)."""
+        return self.log_fbank(self.mel_energies(waveform, where=where))
+
+    def log_fbank(self, energies: Tensor, scale: float = 1.0) -> Tensor:
+        """T0×F mel energies -> T×F log-mel fbank of the waveform multiplied by `scale`:
+        `log(max(scale² · E, eps))` (Kaldi's floor, eps = float32 machine epsilon), zero-padded /
+        cut to `target_length` frames."""
+        power = energies if scale == 1.0 else energies * (scale * scale)  # T0×F: |FFT|² scales by s²
+        fb = torch.clamp_min(power, torch.finfo(torch.float32).eps).log()  # T0×F
+        pad = self.target_length - fb.shape[0]
+        if pad > 0:
+            fb = torch.nn.functional.pad(fb, (0, 0, 0, pad))  # zero frames at the end
+        return fb[: self.target_length]  # T×F
+
+    def mel_energies(self, waveform: Tensor, *, where: str = "waveform") -> Tensor:
+        """1×L mean-subtracted waveform at `sample_rate` -> T0×F Kaldi mel energies (before the log)."""
         ta = require("torchaudio", "audio", purpose="computing fbank features")
         if waveform.shape[-1] < int(self.sample_rate * self.frame_length / 1000):
             raise DataError(
                 f"{where}: {waveform.shape[-1]} samples at {self.sample_rate} Hz is shorter than one "
                 f"{self.frame_length:g} ms frame"
             )
-        fb = ta.compliance.kaldi.fbank(
+        return ta.compliance.kaldi.fbank(
             waveform, htk_compat=True, sample_frequency=self.sample_rate, use_energy=False,
             window_type="hanning", num_mel_bins=self.num_mel_bins, dither=0.0,
-            frame_shift=self.frame_shift, frame_length=self.frame_length,
+            frame_shift=self.frame_shift, frame_length=self.frame_length, use_log_fbank=False,
         )  # fmt: skip  # T0×F
-        pad = self.target_length - fb.shape[0]
-        if pad > 0:
-            fb = torch.nn.functional.pad(fb, (0, 0, 0, pad))  # zero frames at the end
-        return fb[: self.target_length]  # T×F
 
     def norm(self, fbank: Tensor) -> Tensor:
         """(fbank - mean) / (2 · std) when `normalize`, else unchanged."""
@@ -273,22 +289,34 @@ class AudioClips(Dataset, SampleDataset):
             y[int(k)] = 1.0
         return y
 
+    def _scale(self) -> float:
+        """roll_mag_aug's magnitude factor s ~ Beta(10, 10) + 0.5 (1 without the augmentation)."""
+        return float(np.random.beta(10, 10) + 0.5) if self.augment.roll_mag else 1.0
+
     def _wave(self, j: int) -> Tensor:
-        """Clip j's waveform (1×L at the frontend's rate, mean subtracted), magnitude-augmented."""
-        wave = self.decode_cache(j)
-        if self.augment.roll_mag:
-            wave = wave * float(np.random.beta(10, 10) + 0.5)
-        return wave
+        """Clip j's waveform (1×L at the frontend's rate, mean subtracted), magnitude-augmented
+        (mixup only: without it the clip is decoded to mel energies, `_decode`)."""
+        return self.decode_cache(j) * self._scale()
+
+    @property
+    def _mixes_waves(self) -> bool:
+        return self.augment.mixup > 0
 
     def _decode(self, j: int) -> Tensor:
-        """Clip j's waveform before augmentation (deterministic: what `run.cache` keeps, see `datasets.cache`)."""
-        return self.frontend.read(self.samples[j][0])
+        """Clip j before augmentation (deterministic: what `run.cache` keeps, see `datasets.cache`):
+        its T0×F mel energies, or its 1×L waveform when mixup mixes waveforms."""
+        path = self.samples[j][0]
+        wave = self.frontend.read(path)
+        return wave if self._mixes_waves else self.frontend.mel_energies(wave, where=display_name(path))
 
     def _load(self, index: int) -> tuple[Tensor, Any]:
         path, label = self.samples[index]
-        wave = self._wave(index)
         target: Any = self._target(label) if self.soft_labels else label
-        if self.augment.mixup > 0 and random.random() < self.augment.mixup:
+        if not self._mixes_waves:
+            fb = self.frontend.log_fbank(self.decode_cache(index), self._scale())  # T×F raw
+            return self._finish(fb, target)
+        wave = self.decode_cache(index) * self._scale()
+        if random.random() < self.augment.mixup:
             # a bad partner is flagged itself and the next one drawn (never blamed on this clip)
             other, wave2 = self._skips.get_partner(random.randint(0, len(self.samples) - 1), self._wave)
             n = wave.shape[1]
@@ -298,7 +326,10 @@ class AudioClips(Dataset, SampleDataset):
             wave = mixed - mixed.mean()
             if self.soft_labels:
                 target = lam * target + (1 - lam) * self._target(self.samples[other][1])
-        fb = self.frontend.fbank(wave, where=display_name(path))  # T×F raw
+        return self._finish(self.frontend.fbank(wave, where=display_name(path)), target)  # T×F raw
+
+    def _finish(self, fb: Tensor, target: Any) -> tuple[Tensor, Any]:
+        """T×F raw fbank -> (1×T×F normalized, SpecAugment-ed in training, target)."""
         if self.augment.freqm or self.augment.timem:
             ta = require("torchaudio", "audio", purpose="SpecAugment")
             spec = fb.t().unsqueeze(0)  # 1×F×T (torchaudio's (..., freq, time))
