@@ -13,7 +13,7 @@ from anymae.core.registry import MODELS, create_model, list_models
 
 # The modules that register the model presets, imported on the registry's first read.
 MODALITY_MODULES: tuple[str, ...] = tuple(
-    f"anymae.modalities.{name}" for name in ("image", "multichannel", "points", "audio", "video", "graph")
+    f"anymae.modalities.{name}" for name in ("image", "multichannel", "points", "audio", "video", "graph", "volume", "features")
 )
 MODELS.defer(*MODALITY_MODULES, "anymae.recipes")  # recipes compose the modalities' models
 

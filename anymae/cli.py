@@ -127,6 +127,15 @@ def _probe(cfg: Any) -> int:
     return 0
 
 
+def _retrieval(cfg: Any) -> int:
+    from anymae.tasks.evaluate.retrieval import format_table, run_retrieval
+
+    results = run_retrieval(cfg)
+    print(format_table(results))
+    _write_out(cfg.out, results)
+    return 0
+
+
 def _fewshot(cfg: Any) -> int:
     from anymae.tasks.evaluate.fewshot import run_fewshot
 
@@ -251,6 +260,16 @@ COMMANDS: tuple[Command, ...] = (
             (("probe", "--checkpoint", TINY, "data.source=image_folder", "data.root=train/",
               "test_data.source=image_folder", "test_data.root=val/", "probe.protocols=[knn,linear,attentive]",
               "--out", "probe.json"),),
+            (_checkpoint(), _out("out", "results JSON"))),
+    Command("retrieval", "cross-modal retrieval (audio <-> video, ...): recall@1/5/10, ranks",
+            "Cross-modal retrieval on paired data, both directions (CAV-MAE's protocol): each modality's "
+            "modality-only features, mean-pooled, L2-normalized, cosine similarity; recall@1/5/10, mean and "
+            "median rank (1-based). Keys: data (changes to the checkpoint's data section, e.g. data.root=clips/), "
+            "retrieval.modalities (default [audio, video]), retrieval.match (instance: the item itself; label: "
+            "any item of its class), retrieval.init (random: the pretraining's initial weights, the baseline), "
+            "retrieval.pool, out (JSON: a2v_r1, v2a_r1, ...).",
+            f"{EVALUATE}.retrieval", "load_retrieval_config", _retrieval,
+            (("retrieval", "--checkpoint", "runs/cavmae_tiny_cpu/last.pt", "data.root=clips/", "--out", "r.json"),),
             (_checkpoint(), _out("out", "results JSON"))),
     Command("fewshot", "N-way K-shot evaluation over folds (mean ± std)",
             "Few-shot evaluation (Point-MAE's ModelNet40 protocol): per fold, `way` classes, `shot` support "

@@ -147,7 +147,7 @@ def main() -> None:
     rows = report(times, flops, ceiling, args.batch, "samples", "hf fp32")
     mem = {}
     if not args.no_memory:
-        mem = {k: peak_memory_child(args, *k.split()) for k in steps}
+        mem = {k: peak_memory_child(args, *k.split()) for k in times}
         print("peak memory (MiB): " + ", ".join(f"{k} {v:.0f}" for k, v in mem.items()))
     for prec in precisions:
         print(f"speed ratio anymae {prec} / HF fp32: {rows[f'anymae {prec}']['ratio_vs_base']:.2f}x")

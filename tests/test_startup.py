@@ -39,5 +39,6 @@ def test_the_registry_still_lists_and_builds_every_modality():
             "model = anymae.create_model('mae_vit_tiny_patch4')\n"
             "print(json.dumps({'modalities': sorted({MODELS.entry(n).modality for n in names}), "
             "'model': isinstance(model, anymae.MaskedAutoencoder), 'tiny': 'point_mae_tiny' in names}))")
-    assert _fresh(code) == {"modalities": ["audio", "graph", "image", "multichannel", "points", "video"],
+    assert _fresh(code) == {"modalities": ["audio", "audio-visual", "features", "graph", "image", "image+video",
+                                           "multi-image", "multichannel", "points", "video", "volume"],
                             "model": True, "tiny": True}

@@ -12,7 +12,7 @@ from typing import Any, Callable, TypeVar
 
 from torch import nn
 
-from anymae.core.decoder import DecoderConfig, MAEDecoder
+from anymae.core.decoders.mae import DecoderConfig, MAEDecoder
 from anymae.core.encoder import EncoderConfig, TransformerEncoder
 from anymae.core.losses import TokenNorm
 from anymae.core.masking import MaskingStrategy

@@ -10,7 +10,8 @@
     x = x + mlp(norm2(x))
 
 `separate_kv_norm=False` uses one norm for keys and values (CroCo's `norm_y`); True gives keys and
-values their own norms (CAE's regressor: `norm1_k`, `norm1_v`). Without self-attention it is a
+values their own norms (CAE's regressor: `norm1_k`, `norm1_v`); `norm_context=False` none at all
+(Hi-End-MAE: encoder layers enter the key / value projections as they are). Without self-attention it is a
 cross-attention-only block (CAE's regressor, SelectiveMAE's decoder): the queries never see each
 other, so only the queried tokens need to be materialized. `pos_q` / `pos_k` (optional) are added
 to queries and keys before the norms (CAE adds positions to q and k, not to v).
@@ -75,6 +76,7 @@ class CrossBlock(nn.Module):
         context_dim: context width (default `dim`).
         self_attention: include the self-attention sub-layer.
         separate_kv_norm: keys and values get their own norms (CAE) instead of one (CroCo).
+        norm_context: normalize the context at all (False: Hi-End-MAE).
         mlp_ratio, qkv_bias, drop_path, norm_eps: as timm's ViT block.
     """
 
@@ -86,6 +88,7 @@ class CrossBlock(nn.Module):
         *,
         self_attention: bool = True,
         separate_kv_norm: bool = False,
+        norm_context: bool = True,
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
         drop_path: float = 0.0,
@@ -100,8 +103,8 @@ class CrossBlock(nn.Module):
             self.norm1 = layer_norm(dim, norm_eps)
             self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
         self.norm_q = layer_norm(dim, norm_eps)
-        self.norm_k = layer_norm(context_dim, norm_eps)
-        self.norm_v = layer_norm(context_dim, norm_eps) if separate_kv_norm else None
+        self.norm_k: nn.Module = layer_norm(context_dim, norm_eps) if norm_context else nn.Identity()
+        self.norm_v = layer_norm(context_dim, norm_eps) if separate_kv_norm and norm_context else None
         self.cross_attn = CrossAttention(dim, num_heads, context_dim, qkv_bias=qkv_bias)
         self.norm2 = layer_norm(dim, norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))

@@ -27,6 +27,15 @@ class EncoderConfig:
     pos_every_block: bool = False
 
 
+def key_padding_mask(valid: Tensor, num_prefix: int = 0) -> Tensor:
+    """B×N bool validity (False = padding) -> B×1×1×(P+N) bool attention mask (True = may be
+    attended; the P prefix tokens always may), broadcast over heads and queries."""
+    if valid.dtype != torch.bool or valid.ndim != 2:
+        raise ValueError(f"valid must be a B×N bool tensor, got {valid.dtype} of shape {tuple(valid.shape)}")
+    keys = torch.cat([valid.new_ones(valid.shape[0], num_prefix), valid], dim=1)  # B×(P+N)
+    return keys[:, None, None, :]  # B×1×1×(P+N)
+
+
 class TransformerEncoder(nn.Module):
     """ViT encoder over embedded tokens and their positions.
 
@@ -76,6 +85,7 @@ class TransformerEncoder(nn.Module):
         pos: Tensor | None = None,
         *,
         attn_mask: Tensor | None = None,
+        valid: Tensor | None = None,
         return_layers: tuple[int, ...] = (),
         final_norm: bool = True,
     ) -> tuple[Tensor, list[Tensor]]:
@@ -86,6 +96,9 @@ class TransformerEncoder(nn.Module):
             pos: (1|B)×N×D positions of those tokens: added to `x` once, or at every block input
                 when `cfg.pos_every_block` (prefix tokens get zero positions); None = none.
             attn_mask: optional mask broadcastable to B×heads×(P+N)×(P+N).
+            valid: optional B×N bool, False at padding: no token attends to a padded one (prefix
+                tokens are always valid); a padded token's own output is computed but meaningless.
+                Not together with `attn_mask`.
             return_layers: block indices whose outputs to return as intermediates.
             final_norm: apply the final LayerNorm.
 
@@ -99,5 +112,9 @@ class TransformerEncoder(nn.Module):
         if self.cfg.pos_every_block and pos is not None:
             zeros = pos.new_zeros(pos.shape[0], self.num_prefix, pos.shape[2])
             block_pos = torch.cat([zeros, pos], dim=1).expand(x.shape[0], -1, -1)  # B×(P+N)×D
+        if valid is not None:
+            if attn_mask is not None:
+                raise ValueError("give the encoder a padding mask (valid) or an attn_mask, not both")
+            attn_mask = key_padding_mask(valid, self.num_prefix)
         x, inter = run_blocks(self.blocks, x, block_pos, attn_mask, return_layers)
         return (self.norm(x) if final_norm else x), inter

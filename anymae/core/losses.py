@@ -29,18 +29,20 @@ class TokenNorm:
     MAE / Audio-MAE: statistics over all P values of a token (`channels=1`), unbiased variance,
     `(x - mean) / sqrt(var + eps)` (`mode="var"`). VideoMAE: statistics per colour channel over the
     token's pixels, values laid out channel-last (`channels=3`), `(x - mean) / (std + eps)`
-    (`mode="std"`).
+    (`mode="std"`). Hi-End-MAE: a LayerNorm without affine over the token, i.e. the biased
+    variance (`unbiased=False`) with `mode="var"`.
     """
 
     channels: int = 1
     eps: float = 1e-6
     mode: Literal["var", "std"] = "var"
+    unbiased: bool = True
 
     def stats(self, target: Tensor) -> tuple[Tensor, Tensor]:
         """target: B×N×P -> (mean, scale), each B×N×P broadcastable."""
         grouped = rearrange(target, "b n (p c) -> b n p c", c=self.channels)  # B×N×(P/c)×c
         mean = grouped.mean(dim=2, keepdim=True)
-        var = grouped.var(dim=2, keepdim=True, unbiased=True)
+        var = grouped.var(dim=2, keepdim=True, unbiased=self.unbiased)
         scale = (var + self.eps).sqrt() if self.mode == "var" else var.sqrt() + self.eps
         expand = lambda t: rearrange(t.expand_as(grouped), "b n p c -> b n (p c)")  # noqa: E731
         return expand(mean), expand(scale)
@@ -205,3 +207,23 @@ def scaled_cosine_error(pred: Tensor, target: Tensor, weight: Tensor | None = No
     """
     cos = (F.normalize(pred, p=2, dim=-1) * F.normalize(target, p=2, dim=-1)).sum(dim=-1)  # B×M
     return _token_mean((1 - cos).pow(gamma), weight)  # B×M -> scalar
+
+
+@LOSSES.register("ce")
+def masked_cross_entropy(
+    pred: Tensor, target: Tensor, weight: Tensor | None = None, label_smoothing: float = 0.0
+) -> Tensor:
+    """Cross-entropy of per-token logits against discrete ids (BEiT v2, CCViT), over the loss set.
+
+    pred: B×M×K logits; target: B×M×1 (or B×M) int64 class ids in [0, K); weight: B×M (None: all
+    tokens count). Equals the references' `CrossEntropyLoss()(logits[mask], ids[mask])` (the mean
+    over the scored tokens of the whole batch); computed in float32.
+    """
+    ids = target.reshape(*pred.shape[:-1])  # B×M
+    if ids.is_floating_point():
+        raise TypeError("loss 'ce' needs integer class ids as targets (a discrete target provider)")
+    per_token = F.cross_entropy(
+        pred.float().reshape(-1, pred.shape[-1]), ids.reshape(-1).long(), reduction="none",
+        label_smoothing=label_smoothing,
+    ).view(ids.shape)  # B×M
+    return _token_mean(per_token, weight)

@@ -18,6 +18,11 @@ A recipe chooses parts instead of subclassing:
 - `target`: a target provider (`core.targets`: HOG, teacher features, ids, input features)
   instead of the tokenizer's pixels.
 
+- `branches`: `BranchSpec`s (`core.skeleton.views`): which view of a multi-view batch (`Views`)
+  each branch reads, which decoder it shares (DMJD: two masks, one decoder) or none (LUT's second
+  view), whether it reconstructs, sees its whole view, or hands its encoding to another branch's
+  decoder as `memory=` (CroCo). Masks may depend on earlier branches' plans (`MaskContext.plans`).
+
 The loss is the weighted sum of the terms; `MAEOutput.parts` holds every term's value by name
 ("rec" for one branch, "rec1", "rec2", ... for several, then the extra terms' names).
 
@@ -36,8 +41,8 @@ the tokens and per-token `scores` (`forward(scores=...)`, or a teacher's through
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 import torch
@@ -46,52 +51,16 @@ from torch import Tensor, nn
 from anymae.core.encoder import TransformerEncoder
 from anymae.core.features import Features, PackedFeatures
 from anymae.core.losses import TokenNorm, get_loss
-from anymae.core.masking import MaskContext, MaskingStrategy, MaskPlan, gather_tokens, make_plan
+from anymae.core.masking import MaskContext, MaskingStrategy, gather_tokens, make_plan
 from anymae.core.seeds import DECODER_MASK_OFFSET, branch_seeds, fold_seeds, offset_seeds
 from anymae.core.skeleton.modes import DropMode, MaskingMode
-from anymae.core.skeleton.steps import Branch, BranchPlan, Decoded, Encoded, Pass
+from anymae.core.skeleton.steps import Branch, BranchPlan, BranchSpec, Decoded, Encoded, MAEOutput, Pass
+from anymae.core.skeleton.views import (
+    Noise, nth_noise, reconstructed_views, resolve_branches, tokenize_views, whole_plan,
+)
 from anymae.core.skeleton.terms import LossTerm, reconstruction_terms, total_loss
 from anymae.core.targets import TargetProvider
 from anymae.core.tokens import Tokens
-
-Noise = Tensor | Sequence[Tensor | None] | None
-
-
-@dataclass
-class MAEOutput:
-    """One forward pass.
-
-    Attributes:
-        loss: scalar, the weighted sum of the loss terms.
-        pred: B×N×P predictions of the first branch in token order (zero where it made none).
-        target: B×N×P targets as the loss sees them (normalized when norm_pix is on).
-        mask: B×N float, 1 where the token was hidden from the encoder (first branch).
-        loss_weight: B×N float, 1 where the first branch's reconstruction loss counts.
-        plan: the first branch's encoder mask plan.
-        tokens: the tokenized batch (raw targets, layout) for pictures.
-        parts: every loss term's value as a detached scalar, by name ("rec", or "rec1", "rec2",
-            ... with several branches, then extra terms such as "consistency"); the engine logs
-            them as metrics next to `loss`.
-        plans: every branch's encoder mask plan, in branch order (`plans[0] is plan`).
-    """
-
-    loss: Tensor
-    pred: Tensor
-    target: Tensor
-    mask: Tensor
-    loss_weight: Tensor
-    plan: MaskPlan
-    tokens: Tokens
-    parts: dict[str, Tensor] = field(default_factory=dict)
-    plans: list[MaskPlan] = field(default_factory=list)
-
-
-def _nth(noise: Noise, k: int) -> Tensor | None:
-    """Branch k's injected scores: a tensor is the first branch's; a sequence has one per branch."""
-    if noise is None or isinstance(noise, Tensor):
-        return noise if k == 0 else None
-    return noise[k] if k < len(noise) else None
-
 
 def encode_with_positions(
     tokenizer: nn.Module, encoder: TransformerEncoder, x: Tensor, tokens: Tokens, index: Tensor | None, *,
@@ -112,11 +81,15 @@ def encode_with_positions(
     Returns:
         `Encoded` with B×(P+M)×D latent.
     """
-    pos = tokenizer.pos_embed(tokens.grid, tokens.coords)  # (1|B)×N×D
+    # several modalities (core.multimodal): each span's own positions; the encoder reads the spans
+    pos = tokenizer.positions(tokens) if tokens.spans else tokenizer.pos_embed(tokens.grid, tokens.coords)  # (1|B)×N×D
     if index is not None:
         pos = gather_tokens(pos, index)  # B×M×D
     layers = tuple(i for i in range(encoder.depth) if i in taps)
-    latent, inter = encoder(x, pos, return_layers=layers, final_norm=final_norm)
+    spans = {"tokens": tokens, "index": index} if getattr(encoder, "reads_tokens", False) else {}
+    valid = tokens.valid if tokens.valid is None or index is None else torch.gather(tokens.valid, 1, index)  # B×M
+    padding = {"valid": valid} if valid is not None else {}  # padded sequences (Tokens.valid)
+    latent, inter = encoder(x, pos, return_layers=layers, final_norm=final_norm, **spans, **padding)
     return Encoded(latent, encoder.num_prefix, dict(zip(layers, inter)))
 
 
@@ -143,6 +116,9 @@ class MaskedAutoencoder(nn.Module):
         target: a target provider (`core.targets.TargetProvider`) replacing the tokenizer's
             targets (then `target_norm` must be None); the decoder head must output `target.dim`.
         config: plain values describing how this model was built (saved with checkpoints).
+        branches: one `BranchSpec` per branch (view, decoder index, reconstruction, whole view,
+            memory); None = one branch per decoder on view 0 (`core.skeleton.views`).
+        lr_scale: factor on the engine's lr from `optim.blr` (DMJD: pred_ratio / mask_ratio).
     """
 
     def __init__(
@@ -162,6 +138,8 @@ class MaskedAutoencoder(nn.Module):
         decoder_masking: MaskingStrategy | None = None,
         target: TargetProvider | None = None,
         config: dict[str, Any] | None = None,
+        branches: Sequence[BranchSpec] | None = None,
+        lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.mode: MaskingMode = mode if mode is not None else DropMode()
@@ -172,7 +150,10 @@ class MaskedAutoencoder(nn.Module):
         self.decoder = decoder
         for i, extra in enumerate(extra_decoders):
             self.add_module(f"decoder{i + 2}", extra)  # state-dict keys decoder2.*, decoder3.*, ...
-        self.num_branches = 1 + len(extra_decoders)
+        self.num_decoders = 1 + len(extra_decoders)
+        self.branches = resolve_branches(branches, self.num_decoders)
+        self.num_branches = len(self.branches)
+        self.lr_scale = float(lr_scale)
         for name, part in self.mode.parts(tokenizer, encoder, decoder).items():
             setattr(self, name, part)  # top-level keys: mask_token, encoder_to_decoder.*, ...
         self.masking = masking
@@ -184,7 +165,8 @@ class MaskedAutoencoder(nn.Module):
         self.loss_name = loss
         self.loss_params: dict[str, Any] = dict(loss_params or {})
         self.loss_fn: Callable[[Tensor, Tensor, Tensor | None], Tensor] = get_loss(loss, **self.loss_params)
-        all_terms = [*reconstruction_terms(self.loss_fn, self.num_branches, reconstruction_weight), *terms]
+        rec = [k for k, spec in enumerate(self.branches) if spec.reconstruct]
+        all_terms = [*reconstruction_terms(self.loss_fn, rec, reconstruction_weight), *terms]
         names = [t.name for t in all_terms]
         if len(set(names)) != len(names):
             raise ValueError(f"loss term names must be unique, got {names}")
@@ -220,7 +202,7 @@ class MaskedAutoencoder(nn.Module):
     @property
     def decoders(self) -> list[nn.Module]:
         """Every branch's decoder, in branch order (`decoder`, `decoder2`, ...)."""
-        return [self.decoder, *(getattr(self, f"decoder{k + 1}") for k in range(1, self.num_branches))]
+        return [self.decoder, *(getattr(self, f"decoder{k + 1}") for k in range(1, self.num_decoders))]
 
     # ---- the one place positions meet the encoder -------------------------------------------
 
@@ -273,36 +255,47 @@ class MaskedAutoencoder(nn.Module):
         scores: Tensor | None = None,
         inputs: Any = None,
         cache: dict[str, Any] | None = None,
+        views: Sequence[Tokens | None] | None = None,
+        view_inputs: Sequence[Any] | None = None,
     ) -> list[BranchPlan]:
         """One `BranchPlan` per branch: the encoder's mask, the decoder's queries and loss weights.
 
         Branch k draws from `branch_seeds(seeds, k)`; its decoder-side mask from those seeds plus
         `DECODER_MASK_OFFSET`. Without seeds every draw comes from `generator` (or torch's global
         generator), branch by branch, encoder mask before decoder mask. Context-reading strategies
-        see `MaskContext(tokens, self.step, scores, self, inputs, cache)` (`cache`: the pass's
-        shared dict, `Pass.cache`).
+        see `MaskContext(tokens, self.step, scores, self, inputs, cache, branch=k, plans=[plans of
+        branches 0..k-1])` (`cache`: the pass's shared dict, `Pass.cache`), with the tokens and
+        inputs of the view branch k reads (`views` / `view_inputs`: every view's; default: `tokens`
+        and `inputs` for every branch). A `BranchSpec(whole=True)` branch keeps every token.
         """
         b = tokens.x.shape[0]
         row_seeds = fold_seeds(seeds, b) if seeds is not None and self._packs() else seeds
-        context = MaskContext(
-            tokens=tokens, step=self.step, scores=scores, model=self, inputs=inputs, cache={} if cache is None else cache
-        )
+        shared = {} if cache is None else cache
         out: list[BranchPlan] = []
-        for k in range(self.num_branches):
-            s = branch_seeds(row_seeds, k)
-            plan = make_plan(
-                self.masking, tokens.grid, b, device=tokens.x.device, seeds=s, generator=generator,
-                noise=_nth(noise, k), coords=tokens.coords, context=context,
+        for k, spec in enumerate(self.branches):
+            t = views[spec.view] if views is not None else tokens
+            assert t is not None  # tokenize_views tokenizes every view a branch reads
+            context = MaskContext(
+                tokens=t, step=self.step, scores=scores, model=self, cache=shared, branch=k,
+                inputs=view_inputs[spec.view] if view_inputs is not None else inputs, plans=[p.plan for p in out],
             )
+            s = branch_seeds(row_seeds, k)
+            if spec.whole:
+                plan = whole_plan(b, t.x.shape[1], t.x.device)
+            else:
+                plan = make_plan(
+                    self.masking, t.grid, b, device=t.x.device, seeds=s, generator=generator,
+                    noise=nth_noise(noise, k), coords=t.coords, context=context,
+                )
             dec_plan = None
-            if self.decoder_masking is not None:
+            if self.decoder_masking is not None and not spec.whole:
                 dec_plan = make_plan(
-                    self.decoder_masking, tokens.grid, b, device=tokens.x.device,
-                    seeds=offset_seeds(s, DECODER_MASK_OFFSET), generator=generator, noise=_nth(decoder_noise, k),
-                    coords=tokens.coords, context=context,
+                    self.decoder_masking, t.grid, b, device=t.x.device,
+                    seeds=offset_seeds(s, DECODER_MASK_OFFSET), generator=generator, noise=nth_noise(decoder_noise, k),
+                    coords=t.coords, context=context,
                 )
             query, weight = self.mode.plan_queries(plan, dec_plan)
-            out.append(BranchPlan(plan, query, weight, s))
+            out.append(BranchPlan(plan, query, weight, s, view=spec.view))
         return out
 
     def encode(
@@ -312,9 +305,24 @@ class MaskedAutoencoder(nn.Module):
         """One branch's encoder pass (drop: the visible tokens; replace: all, hidden ones replaced)."""
         return self.mode.encode(self, tokens, planned, generator=generator, taps=tuple(taps))
 
-    def decode(self, tokens: Tokens, planned: BranchPlan, encoded: Encoded, *, branch: int = 0) -> Decoded:
-        """One branch's predictions at its queries, by that branch's decoder."""
-        return self.mode.decode(self, self.decoders[branch], tokens, planned, encoded)
+    def decode(
+        self, tokens: Tokens, planned: BranchPlan, encoded: Encoded, *, branch: int = 0, memory: Encoded | None = None
+    ) -> Decoded:
+        """One branch's predictions at its queries, by that branch's decoder (`BranchSpec.decoder`);
+        `memory`: another branch's encoding, handed to the decoder as `memory=` (`BranchSpec.memory`)."""
+        index = self.branches[branch].decoder
+        if index is None:
+            raise ValueError(f"branch {branch} has no decoder (BranchSpec(decoder=None))")
+        decoder = self.decoders[index]
+        if getattr(decoder, "taps", ()):  # a decoder that reads encoder layers (core.decoders.layers) gets them
+            decoder = functools.partial(decoder, taps=encoded.taps)
+        if memory is not None:  # cross-attention to another view's encoding (CroCo)
+            decoder = functools.partial(decoder, memory=memory)
+        return self.mode.decode(self, decoder, tokens, planned, encoded)
+
+    def _decoder_taps(self) -> set[int]:
+        """Encoder block indices the decoders read (`taps` of a `core.decoders.layers.LayerDecoder`)."""
+        return {i for decoder in self.decoders for i in getattr(decoder, "taps", ())}
 
     def targets(self, tokens: Tokens, inputs: Any = None, cache: dict[str, Any] | None = None) -> Tensor:
         """B×N×P targets as the loss sees them: the provider's (`target`), else the tokenizer's
@@ -342,7 +350,8 @@ class MaskedAutoencoder(nn.Module):
         """Run the skeleton on a batch.
 
         Args:
-            x: the modality batch (e.g. B×C×H×W images).
+            x: the modality batch (e.g. B×C×H×W images), or a `Views` of several (branch k reads
+                view `branches[k].view`; the output's pred / target / mask / tokens are view 0's).
             seeds: B int64 per-sample seeds: each sample's masks then depend only on its seed
                 (folded into one seed per row for a tokenizer that packs samples into a row).
             noise: B×N injected masking scores (small = visible) of the first branch, overriding
@@ -351,18 +360,28 @@ class MaskedAutoencoder(nn.Module):
             decoder_noise: B×N injected scores for the decoder-side strategy (same forms).
             scores: B×N per-token scores for score-driven strategies (`core.masking.scores`).
         """
-        tokens = self.tokenize(x)
+        inputs, views = tokenize_views(x, self.branches, self.tokenize)
+        tokens = views[0]
+        assert tokens is not None
         cache: dict[str, Any] = {}  # shared by mask strategies, targets and terms for this pass
         planned = self.plan_masks(
             tokens, seeds=seeds, noise=noise, generator=generator, decoder_noise=decoder_noise, scores=scores,
-            inputs=x, cache=cache,
+            inputs=inputs[0], cache=cache, views=views, view_inputs=inputs,
         )
-        taps = tuple(sorted({i for term in self.terms for i in term.taps}))
+        taps = tuple(sorted({i for term in self.terms for i in term.taps} | self._decoder_taps()))
+        encoded = [self.encode(views[p.view], p, generator=generator, taps=taps)  # type: ignore[arg-type]
+                   for p in planned]  # every branch encoded first (branch order = the RNG order), then decoded
         branches = []
-        for k, p in enumerate(planned):  # encode then decode per branch (the order of RNG draws)
-            encoded = self.encode(tokens, p, generator=generator, taps=taps)
-            branches.append(Branch(p, encoded, self.decode(tokens, p, encoded, branch=k)))
-        state = Pass(tokens, self.targets(tokens, x, cache), branches, inputs=x, model=self, cache=cache)
+        for k, (p, spec) in enumerate(zip(planned, self.branches)):
+            memory = None if spec.memory is None else encoded[spec.memory]  # another view's encoding (CroCo)
+            decoded = None if spec.decoder is None else self.decode(
+                views[p.view], p, encoded[k], branch=k, memory=memory)  # type: ignore[arg-type]
+            branches.append(Branch(p, encoded[k], decoded))
+        wanted = reconstructed_views(self.branches)  # targets: view 0's, and those of reconstructed views
+        targets = [self.targets(t, inputs[v], cache if v == 0 else cache.setdefault(f"view{v}", {}))
+                   if v in wanted and t is not None else None for v, t in enumerate(views)]
+        state = Pass(tokens, targets[0], branches, inputs=inputs[0], model=self, cache=cache,  # type: ignore[arg-type]
+                     view_tokens=views, view_inputs=inputs, view_targets=targets)
         loss, parts = self.loss_terms(state)
         first = branches[0]
         return MAEOutput(
@@ -372,12 +391,19 @@ class MaskedAutoencoder(nn.Module):
 
     # ---- the downstream interface -----------------------------------------------------------
 
-    def features(self, x: Any, *, return_layers: tuple[int, ...] = (), final_norm: bool = True) -> Features:
+    def features(
+        self, x: Any, *, return_layers: tuple[int, ...] = (), final_norm: bool = True, modality: str | None = None
+    ) -> Features:
         """Encoder features on all tokens, no masking (downstream interface of every modality).
 
         A tokenizer that packs several samples into one row (it has `segments(tokens)`) gives
-        `PackedFeatures`, which pool per sample.
+        `PackedFeatures`, which pool per sample. A multi-modal model gives joint features
+        (`modality=None`) or one modality's modality-only pass (`core.multimodal.features`).
         """
+        if modality is not None:
+            from anymae.core.multimodal.features import modality_features  # that package imports this module
+
+            return modality_features(self, x, modality, return_layers=return_layers, final_norm=final_norm)
         tokens = self.tokenizer(x)
         encoded = self.run_encoder(tokens.x, tokens, None, taps=return_layers, final_norm=final_norm)
         latent, p = encoded.latent, encoded.num_prefix  # B×(P+N)×D
@@ -422,6 +448,6 @@ class MaskedAutoencoder(nn.Module):
         """Names of tokens and learned position tables (timm's convention)."""
         params = dict(self.named_parameters())
         names = {"encoder.cls_token", "encoder.reg_token", "mask_token"}
-        names |= {f"decoder{'' if k == 0 else k + 1}.mask_token" for k in range(self.num_branches)}
+        names |= {f"decoder{'' if k == 0 else k + 1}.mask_token" for k in range(self.num_decoders)}
         names |= {n for n in params if "pos_embed" in n}
         return {n for n in names if n in params}

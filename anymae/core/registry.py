@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # torch is imported by the registered modules, not by reading
     from torch import nn
 
 T = TypeVar("T")
-_LISTED = 24  # an error message lists every known name up to this many, else only the close ones
+_LISTED = 40  # an error message lists every known name up to this many, else only the close ones
 
 
 class UnknownNameError(ConfigError, KeyError):

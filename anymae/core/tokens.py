@@ -3,9 +3,32 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class Span:
+    """One modality's tokens inside a concatenated multi-modal sequence (`core.multimodal`).
+
+    Attributes:
+        modality: the modality's name (a key of the multi-modal batch).
+        start, end: its tokens are `[start, end)` of the sequence.
+        grid: its own token layout (prod(grid) == end - start).
+        target_dim: P_m, the size of one of its tokens' targets (columns `[:P_m]` of the padded
+            target / prediction rows).
+    """
+
+    modality: str
+    start: int
+    end: int
+    grid: tuple[int, ...]
+    target_dim: int
+
+    @property
+    def num_tokens(self) -> int:
+        return self.end - self.start
 
 
 @dataclass
@@ -20,6 +43,12 @@ class Tokens:
         coords: optional B×N×k coordinates per token (point-cloud centers, ...).
         extra: modality-specific values needed to turn predictions back into data (never used by
             the core), e.g. the input's spatial size.
+        valid: optional B×N bool, False at padding (variable-length sequences padded to N): masking
+            never counts padding as kept or hidden (`core.masking.padding`), and attention never
+            reads it (`TransformerEncoder(valid=...)`). None = every token is real.
+        spans: several modalities concatenated (`core.multimodal.MultiTokenizer`): one `Span` per
+            modality in sequence order; `grid` is then `(N,)` and `target` is B×N×max(P_m), each
+            modality's values in its first P_m columns (zero after). None for one modality.
     """
 
     x: Tensor
@@ -27,10 +56,20 @@ class Tokens:
     grid: tuple[int, ...]
     coords: Tensor | None = None
     extra: dict[str, Any] | None = None
+    valid: Tensor | None = None
+    spans: Sequence[Span] | None = None
 
     @property
     def num_tokens(self) -> int:
         return self.x.shape[1]
+
+    def span(self, modality: str) -> Span:
+        """The span of `modality`; a KeyError naming the modalities present otherwise."""
+        for span in self.spans or ():
+            if span.modality == modality:
+                return span
+        present = [s.modality for s in self.spans or ()]
+        raise KeyError(f"no tokens of modality {modality!r} in this batch; modalities present: {present}")
 
 
 class Tokenizer(Protocol):

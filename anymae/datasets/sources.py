@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 
 from anymae.core.config import ConfigError, from_dict, register_source_keys
 from anymae.core.registry import Entry, Registry
+from anymae.datasets.views import VIEW_KEYS, ViewOptions, with_views
 
 Augment = Literal["pretrain", "finetune", False]
 Split = Literal["pretrain", "train", "test"]
@@ -38,7 +39,9 @@ SOURCES: Registry[Builder] = Registry(
     "data source", hint="`anymae info` lists every source with its keys",
     modules=("anymae.datasets.image.sources", "anymae.datasets.points.sources",
              "anymae.datasets.multichannel.sources", "anymae.datasets.audio.sources",
-             "anymae.datasets.graph.sources", "anymae.datasets.video.sources", "anymae.datasets.shards.sources"),
+             "anymae.datasets.graph.sources", "anymae.datasets.video.sources", "anymae.datasets.shards.sources",
+             "anymae.datasets.volume.sources", "anymae.datasets.features.sources",
+             "anymae.datasets.pairs.sources", "anymae.datasets.audiovisual.sources", "anymae.datasets.paired"),
 )
 
 
@@ -54,7 +57,7 @@ def _keys_of(name: str) -> list[str] | None:
     file's other keys (`anymae.core.config.register_source_keys`)."""
     entry = next((e for e in SOURCES.entries() if e.name == name), None)
     config = entry.meta.get("config") if entry is not None else None
-    return None if config is None else ["source", *(f.name for f in dataclasses.fields(config))]
+    return None if config is None else ["source", *(f.name for f in dataclasses.fields(config)), *VIEW_KEYS]
 
 
 register_source_keys(_keys_of)
@@ -80,7 +83,8 @@ def build_dataset(
     """Build the dataset a `data:` section describes; items are (x, label), label -1 if unlabeled.
 
     Args:
-        section: `{"source": name, **fields}`.
+        section: `{"source": name, **fields}`, plus `views` / `view_mode` (`datasets.views`: V
+            inputs per pretraining sample, batched as `Views`).
         split: "pretrain" (unlabeled training data), "train" or "test" (labelled, for probes and
             fine-tuning; sources with one folder serve the same files for every split).
         augment: "pretrain" (MAE's crop + flip), "finetune" (MAE's RandAugment recipe) or False
@@ -90,7 +94,9 @@ def build_dataset(
     """
     values = dict(section)
     entry = source_entry(values.pop("source", None))
+    views = from_dict(ViewOptions, {k: values.pop(k) for k in VIEW_KEYS if k in values}, where="data")
     cfg = from_dict(entry.config, values, where="data")
     if augment is None:
         augment = "pretrain" if split == "pretrain" else False
-    return entry.obj(cfg, split, augment, model_config or {})  # type: ignore[misc]
+    dataset = entry.obj(cfg, split, augment, model_config or {})  # type: ignore[misc]
+    return with_views(dataset, views) if split == "pretrain" else dataset  # views: pretraining only

@@ -36,7 +36,7 @@ from einops import rearrange, repeat
 from torch import Tensor, nn
 
 from anymae.core.build import MAEConfig, config_dict, encoder_config, resolve_config
-from anymae.core.decoder import DecoderConfig, MAEDecoder
+from anymae.core.decoders.mae import DecoderConfig, MAEDecoder
 from anymae.core.encoder import TransformerEncoder
 from anymae.core.losses import TokenNorm
 from anymae.core.masking import make_masking

@@ -26,7 +26,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from anymae.core.build import MAEConfig, build_mae, config_dict, decoder_config, resolve_config
-from anymae.core.decoder import MAEDecoder
+from anymae.core.decoders.mae import MAEDecoder
 from anymae.core.masking import make_masking
 from anymae.core.model import MaskedAutoencoder
 from anymae.core.pos_embed import CoordMLP

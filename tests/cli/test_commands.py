@@ -12,7 +12,8 @@ import yaml
 from anymae.cli import COMMANDS, Command, main
 
 REPO = Path(__file__).parents[2]
-READS_A_CHECKPOINT = {"finetune", "probe", "fewshot", "probe-nodes", "reconstruct", "export", "channel-subsets"}
+READS_A_CHECKPOINT = {"finetune", "probe", "fewshot", "probe-nodes", "reconstruct", "export", "channel-subsets",
+                      "retrieval"}
 BY_NAME = {c.name: c for c in COMMANDS}
 
 
@@ -38,7 +39,7 @@ def _in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_commands_are_the_documented_ones() -> None:
     assert set(BY_NAME) == {"pretrain", "finetune", "probe", "fewshot", "probe-nodes", "reconstruct", "export",
-                            "info", "stats", "channel-subsets", "shard", "demo"}
+                            "info", "stats", "channel-subsets", "shard", "demo", "retrieval"}
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c.name)

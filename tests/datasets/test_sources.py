@@ -5,7 +5,8 @@ import pytest
 from anymae.core.config import ConfigError
 from anymae.datasets.sources import SOURCES, build_dataset, files_section, source_entry
 
-MODALITIES = {"image", "video", "audio", "points", "graph", "multichannel"}
+MODALITIES = {"image", "video", "audio", "points", "graph", "multichannel", "volume", "features", "audio-visual",
+              "multi-image"}
 
 
 def test_every_modality_registers_sources_and_exactly_one_file_reader_with_a_root_field() -> None:
@@ -29,12 +30,12 @@ def test_image_sources_live_in_their_modality_module() -> None:
 def test_files_section_for_images_and_unknown_modality() -> None:
     assert files_section("image", "/x") == {"source": "image_folder", "root": "/x", "layout": "flat"}
     assert files_section("graph", "/g") == {"source": "graph_folder", "root": "/g"}
-    with pytest.raises(ConfigError, match="no file reader for modality 'smell'; known: audio, graph, image"):
+    with pytest.raises(ConfigError, match="no file reader for modality 'smell'; known: audio, audio-visual, features, graph, image"):
         files_section("smell", "/x")
 
 
 def test_unknown_source_and_unknown_field_are_named() -> None:
-    with pytest.raises(ConfigError, match="unknown data source 'nope'; expected one of audio_csv, audio_folder"):
+    with pytest.raises(ConfigError, match="unknown data source 'nope'; expected one of audio_csv, audio_folder, av_csv"):
         build_dataset({"source": "nope"}, split="train")
     with pytest.raises(ConfigError, match="did you mean 'image_folder'"):
         build_dataset({"source": "image_folders"}, split="train")

@@ -8,7 +8,7 @@ from einops import rearrange
 
 import anymae
 from anymae.core.masking import GridLineMasking, SampleRNG, make_plan
-from anymae.core.windowed import WindowedBlock
+from anymae.core.decoders.windowed import WindowedBlock
 from anymae.modalities.audio import FILL_BASE
 from anymae.tasks.finetune.classifier import Classifier
 from anymae.tasks.interop.export import timm_kwargs

@@ -42,8 +42,42 @@ def _images(root: Path) -> Path:
     return write_image_folder(root / "images", 8, 2, size=40, fmt="png", seed=0)  # 16 PNGs in 2 class folders
 
 
+def _volumes(root: Path) -> Path:
+    from anymae.datasets.volume.synthetic import write_volume_folder
+
+    return write_volume_folder(root / "volumes", 8, 2, size=20)  # 16 .npy / .nii.gz volumes
+
+
+def _features(root: Path) -> Path:
+    from anymae.datasets.features.synthetic import write_feature_folder
+
+    return write_feature_folder(root / "features", 16, dim=64, min_len=3, max_len=40, seed=0)  # 16 .npy clips
+
+
+def _pairs(root: Path) -> Path:
+    from anymae.datasets.pairs.files import write_pair_folder
+
+    return write_pair_folder(root / "pairs", 16, size=40, seed=0)  # 16 pairs <name>_1.png / <name>_2.png
+
+
+def _av_clips(root: Path) -> Path:
+    from anymae.datasets.audiovisual.synthetic import write_av_folder
+
+    return write_av_folder(root, 4, 4, seconds=1.5, size=32, seed=0)  # 16 mp4 clips with sound, 4 class folders
+
+
+def _paired(root: Path) -> Path:
+    from anymae.datasets.audiovisual.synthetic import write_paired_folder
+
+    # 16 rgb/ + depth/ PNG pairs, 2 classes; written at root itself (the DDP test reads data.root=<dir>/<source>)
+    return write_paired_folder(root, 2, 8, size=40, seed=0)
+
+
 # data.source -> a function writing a small dataset of that source under a folder, returning data.root
-DATA_MAKERS: dict[str, Callable[[Path], Path]] = {"image_folder": _images}
+DATA_MAKERS: dict[str, Callable[[Path], Path]] = {
+    "image_folder": _images, "volume_files": _volumes, "feature_files": _features, "image_pairs": _pairs,
+    "av_folder": _av_clips, "paired_folder": _paired,
+}
 
 
 def make_data(recipe: str, root: Path) -> Path:

@@ -44,12 +44,15 @@ class MaskPlan:
             `restore` gives `arange(N)` per sample.
         loss: B×Nl long, the hidden tokens the reconstruction loss scores (a subset of `hide`,
             e.g. SelectiveMAE's reconstruct-subset); None = every hidden token.
+        valid: B×N bool in token order, False at padding (`Tokens.valid`; `core.masking.padding`
+            places padding in `keep` / `hide` only as filler slots); None = no padding.
     """
 
     keep: Tensor
     hide: Tensor
     restore: Tensor
     loss: Tensor | None = None
+    valid: Tensor | None = None
 
     @property
     def num_tokens(self) -> int:
@@ -57,16 +60,18 @@ class MaskPlan:
 
     @property
     def mask(self) -> Tensor:
-        """B×N float, 1 where the token is hidden from the encoder, in original token order."""
-        mask = torch.ones_like(self.restore, dtype=torch.float32)
-        return mask.scatter(1, self.keep, 0.0)
+        """B×N float, 1 where the token is hidden from the encoder, in original token order
+        (0 at padding)."""
+        mask = torch.ones_like(self.restore, dtype=torch.float32).scatter(1, self.keep, 0.0)
+        return mask if self.valid is None else mask * self.valid
 
     @property
     def loss_mask(self) -> Tensor:
         """B×N float, 1 where the reconstruction loss scores the token (default: the hidden ones)."""
         if self.loss is None:
             return self.mask
-        return torch.zeros_like(self.restore, dtype=torch.float32).scatter(1, self.loss, 1.0)
+        scored = torch.zeros_like(self.restore, dtype=torch.float32).scatter(1, self.loss, 1.0)
+        return scored if self.valid is None else scored * self.valid
 
 
 @dataclass
@@ -81,6 +86,9 @@ class MaskContext:
         inputs: the modality batch the tokens came from (a teacher tokenizes it itself), or None.
         cache: values computed once per forward pass and shared with the loss terms (`Pass.cache`),
             e.g. a teacher's output under the teacher's name.
+        branch: the index of the branch being planned (0 = the first mask draw).
+        plans: the mask plans of branches 0 .. branch − 1 of this pass, in order (dependent masks:
+            DMJD's complementary view, LUT's consecutive keep sets; `core.masking.views`).
     """
 
     tokens: Tokens | None = None
@@ -89,6 +97,8 @@ class MaskContext:
     model: Any = None
     inputs: Any = None
     cache: dict[str, Any] = field(default_factory=dict)
+    branch: int = 0
+    plans: list[MaskPlan] = field(default_factory=list)
 
 
 @dataclass
@@ -112,7 +122,7 @@ def with_loss_set(plan: MaskPlan, loss_scores: Tensor, count: int) -> MaskPlan:
     if not 0 < count <= nm:
         raise ValueError(f"a loss set of {count} tokens needs 1 <= count <= the {nm} hidden tokens")
     order = torch.argsort(torch.gather(loss_scores, 1, plan.hide), dim=1)[:, :count]  # B×count positions in hide
-    return MaskPlan(plan.keep, plan.hide, plan.restore, torch.gather(plan.hide, 1, order))
+    return MaskPlan(plan.keep, plan.hide, plan.restore, torch.gather(plan.hide, 1, order), plan.valid)
 
 
 def plan_from_noise(noise: Tensor, num_keep: int) -> MaskPlan:
@@ -235,8 +245,16 @@ def make_plan(
 ) -> MaskPlan:
     """Draw (or take the injected) noise for `grid` and turn it into a plan.
 
-    A strategy with `reads_context = True` also gets `context` (an empty one when None)."""
+    A strategy with `reads_context = True` also gets `context` (an empty one when None). Padded
+    tokens (`context.tokens.valid`) are planned by `core.masking.padding.padded_plan`: each
+    sample keeps `strategy.num_keep(L_i)` of its L_i real tokens, by the same scores."""
     n = math.prod(grid)
+    valid = context.tokens.valid if context is not None and context.tokens is not None else None
+    if valid is not None:
+        from anymae.core.masking.padding import padded_plan  # padding builds on this module
+
+        return padded_plan(strategy, grid, batch_size, valid, device=device, seeds=seeds, generator=generator,
+                           noise=noise, coords=coords, context=context)
     if noise is None:
         rng = SampleRNG(batch_size, seeds=seeds, generator=generator, device=device)
         if getattr(strategy, "reads_context", False):
@@ -260,6 +278,8 @@ def make_plan(
 
 # name -> strategy class (or factory): it takes the ratio first and its own options as keywords.
 MASKINGS: Registry[Callable[..., MaskingStrategy]] = Registry("masking")
+# strategies defined outside this package's eagerly imported modules, registered on the first read
+MASKINGS.defer("anymae.core.masking.selective", "anymae.core.multimodal.masking")
 
 
 def make_masking(name: str, ratio: float, **params: Any) -> MaskingStrategy:

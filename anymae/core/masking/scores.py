@@ -12,11 +12,21 @@ target, a content score any modality has). Three rules (crossmodal_and_zoo.md §
   draw without replacement), drawn from the per-sample generators; the sampled tokens are the
   kept (`select="keep"`) or the hidden ones (`select="hide"`);
 - `score_reveal` (AttMask high / low / hint): hide the `int(r·N)` highest (or lowest) scored,
-  then reveal `int(reveal·r·N)` of them drawn uniformly from the `int(top·N)` most extreme.
+  then reveal `int(reveal·r·N)` of them drawn uniformly from the `int(top·N)` most extreme; `r`
+  may be drawn once per batch from U(ratio − ratio_var, ratio + ratio_var) (AttMask's
+  `pred_ratio 0.3 ± 0.2`), from the batch's seeds (`batch_generator`).
 
 Every rule gives exact counts per sample. `LossSubset` wraps any strategy with a loss set: the
 `int(loss_ratio·N)` hidden tokens the reconstruction scores, drawn uniformly or from the scores
-(`make_masking(..., loss_ratio=0.25, loss_rule="sample")`).
+(`make_masking(..., loss_ratio=0.25, loss_rule="sample")`). `SampleGate` wraps any strategy with a
+per-sample masking probability (AttMask / iBOT: a sample is masked with probability 0.5, else not
+at all): the plan keeps its exact counts and the gate, B bools in `context.cache[SAMPLE_GATE]`,
+tells `core.skeleton.gated_terms.GatedReconstruction` which samples' hidden tokens count.
+
+Teacher-backed score sources (run once per pass on the unmasked batch, cached in `context.cache`):
+`predicted_loss` here (HPM: the per-token losses the model's loss-prediction term predicts with its
+EMA teacher's copies, `core.skeleton.aux_heads.LossPrediction`), and `teacher_cls_attention`
+(AttMask, MaskAlign: `core.targets.teacher_features`).
 """
 
 from __future__ import annotations
@@ -29,6 +39,10 @@ from torch import Tensor
 
 from anymae.core.masking.plan import MASKINGS, MaskContext, MaskDraw, MaskingStrategy, SampleRNG, check_ratio
 from anymae.core.schedules import Schedule, parse_schedule
+from anymae.core.seeds import fold_seeds
+
+# `context.cache` key of a `SampleGate`'s B bools (True = the sample is masked).
+SAMPLE_GATE = "masking.sample_gate"
 
 # name -> fn(context) -> B×N scores (larger = more salient).
 SCORE_SOURCES: dict[str, Callable[[MaskContext], Tensor]] = {}
@@ -43,6 +57,37 @@ def _target_std(context: MaskContext) -> Tensor:
 
 
 SCORE_SOURCES["target_std"] = _target_std
+
+
+def _predicted_loss(context: MaskContext) -> Tensor:
+    """B×N: the per-token losses predicted by the model's one loss-prediction term (a term with
+    `predicted_losses(model, inputs, tokens)` and `teacher`, `core.skeleton.aux_heads.LossPrediction`)
+    with its teacher's copies on the unmasked batch (HPM); cached under "<teacher>.predicted_loss"."""
+    terms = [t for t in getattr(context.model, "terms", ()) if callable(getattr(t, "predicted_losses", None))]
+    if len(terms) != 1:
+        raise ValueError(f"score source 'predicted_loss' needs a model with exactly one loss-prediction term, it has "
+                         f"{len(terms)}")
+    if context.inputs is None:
+        raise ValueError("score source 'predicted_loss' runs a teacher on the batch: the mask context has no inputs")
+    key = f"{terms[0].teacher}.predicted_loss"
+    if key not in context.cache:
+        context.cache[key] = terms[0].predicted_losses(context.model, context.inputs, context.tokens)  # B×N
+    return context.cache[key]
+
+
+SCORE_SOURCES["predicted_loss"] = _predicted_loss
+
+
+def batch_generator(rng: SampleRNG) -> torch.Generator:
+    """One CPU generator for a draw shared by the whole batch (AttMask's ratio per batch).
+
+    Every sample's generator gives one 62-bit integer; the B integers are hashed into one seed
+    (`core.seeds.fold_seeds`), so with per-sample seeds the batch's draw depends only on its seeds
+    (resume and DDP stay exact; each rank draws for its own batch, as the reference does).
+    """
+    words = [int(torch.randint(0, 2**62, (1,), generator=rng.sample_generator(i))) for i in range(rng.batch_size)]
+    seed = int(fold_seeds(torch.tensor(words, dtype=torch.long), 1)[0])
+    return torch.Generator().manual_seed(seed)
 
 
 def context_scores(context: MaskContext, source: str | None, n: int, who: str) -> Tensor:
@@ -147,31 +192,46 @@ class SampledScoreMasking:
 
 @MASKINGS.register("score_reveal")
 class RevealTopMasking:
-    """AttMask: hide the top `int(r·N)` by score (`order="high"`) or the bottom (`"low"`), then reveal
-    `int(reveal · r · N)` drawn uniformly from the `int(top · N)` most extreme (AttMask hint:
+    """AttMask: hide the top `int(N·r)` by score (`order="high"`) or the bottom (`"low"`), then reveal
+    `int(reveal · r' · N)` drawn uniformly from the `int(N · top)` most extreme (AttMask hint:
     reveal 0.1, top 0.1; `reveal=0` is attmask_high / low). Visible count:
-    `N - int(r·N) + int(reveal·r·N)`, exact per sample.
+    `N - int(N·r) + int(reveal·r'·N)`, exact per sample.
+
+    `r = ratio`, or with `ratio_var > 0` drawn once per batch from U(ratio − ratio_var,
+    ratio + ratio_var) (`batch_generator`). `r' = r` (`reveal_draw="same"`), or a second,
+    independent draw (`"independent"`: the AttMask code calls `get_pred_ratio()` twice, once for
+    the masking ratio and once for `show_ratio = show_max · pred_ratio`). Counts are computed in the
+    reference's float order: `int(N * r)`, `int((reveal * r') * N)`, `int(N * top)`.
     """
 
     reads_context = True
 
     def __init__(
         self, ratio: float = 0.3, *, reveal: float = 0.1, top: float = 0.1, order: Literal["high", "low"] = "high",
-        source: str | None = None,
+        source: str | None = None, ratio_var: float = 0.0, reveal_draw: Literal["same", "independent"] = "same",
     ) -> None:
         self.ratio = check_ratio(ratio)
         if order not in ("high", "low") or not 0.0 <= reveal < 1.0 or not 0.0 < top <= 1.0:
             raise ValueError(f"score_reveal: expected order 'high' or 'low', reveal in [0, 1), top in (0, 1], got "
                              f"order={order!r}, reveal={reveal}, top={top}")
+        if not 0.0 <= ratio_var or not 0.0 < ratio - ratio_var or not ratio + ratio_var < 1.0:
+            raise ValueError(f"score_reveal: ratio_var={ratio_var} must keep ratio ± ratio_var inside (0, 1) "
+                             f"(ratio={ratio})")
+        if reveal_draw not in ("same", "independent"):
+            raise ValueError(f"score_reveal: reveal_draw={reveal_draw!r}, expected 'same' or 'independent'")
         self.reveal, self.top, self.order, self.source = float(reveal), float(top), order, source
+        self.ratio_var, self.reveal_draw = float(ratio_var), reveal_draw
 
-    def counts(self, n: int) -> tuple[int, int, int]:
-        """(hidden before revealing `int(r·N)`, revealed `int(reveal·r·N)`, candidates `int(top·N)`)."""
-        hide, shown, pool = int(n * self.ratio), int(n * self.ratio * self.reveal), int(n * self.top)
+    def counts(self, n: int, ratio: float | None = None, reveal_ratio: float | None = None) -> tuple[int, int, int]:
+        """(hidden before revealing `int(N·r)`, revealed `int((reveal·r')·N)`, candidates `int(N·top)`)
+        for `r = ratio` and `r' = reveal_ratio` (both default to the configured ratio)."""
+        r = self.ratio if ratio is None else ratio
+        r2 = r if reveal_ratio is None else reveal_ratio
+        hide, shown, pool = int(n * r), int(self.reveal * r2 * n), int(n * self.top)
         if shown and not shown <= pool <= hide:
             raise ValueError(
                 f"score_reveal on {n} tokens: revealing {shown} of the top {pool} needs {shown} <= {pool} <= the "
-                f"{hide} hidden (ratio={self.ratio}, reveal={self.reveal}, top={self.top})"
+                f"{hide} hidden (ratio={r}, reveal={self.reveal}, top={self.top})"
             )
         return hide, shown, pool
 
@@ -179,17 +239,64 @@ class RevealTopMasking:
         hide, shown, _ = self.counts(num_tokens)
         return num_tokens - hide + shown
 
-    def noise(self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None, context: MaskContext) -> Tensor:
+    def draw_ratios(self, rng: SampleRNG) -> tuple[float, float]:
+        """(r, r') for this batch: the configured ratio, or draws from U(ratio ± ratio_var)."""
+        if self.ratio_var == 0:
+            return self.ratio, self.ratio
+        gen = batch_generator(rng)
+        lo, hi = self.ratio - self.ratio_var, self.ratio + self.ratio_var
+        u = torch.rand(2, generator=gen, dtype=torch.float64).tolist()
+        r = lo + (hi - lo) * u[0]  # Python's random.uniform(lo, hi)
+        return r, (r if self.reveal_draw == "same" else lo + (hi - lo) * u[1])
+
+    def noise(self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None, context: MaskContext) -> MaskDraw:
         n = math.prod(grid)
-        hide, shown, pool = self.counts(n)
         scores = context_scores(context, self.source, n, "score_reveal masking").to(rng.device)
+        r, r2 = self.draw_ratios(rng)
+        hide, shown, pool = self.counts(n, r, r2)
         ranked = torch.argsort(scores, dim=1, descending=self.order == "high")  # B×N, most extreme first
         u = rng.rand(n + pool)  # B×(N + pool): tie-breakers, then the reveal draw
         level = torch.zeros_like(scores).scatter(1, ranked[:, :hide], 1.0)  # B×N, 1 = hidden
         if shown:
             pick = torch.argsort(u[:, n:], dim=1)[:, :shown]  # B×shown uniform positions in the pool
             level = level.scatter(1, torch.gather(ranked, 1, pick), 0.0)
-        return level + 0.5 * u[:, :n]
+        return MaskDraw(level + 0.5 * u[:, :n], n - hide + shown)
+
+
+class SampleGate:
+    """Any strategy applied to a sample with probability `prob`, else "no mask at all" (iBOT /
+    AttMask `masking_prob`).
+
+    The inner strategy draws first (exact counts for every sample, as the plan needs), then each
+    sample draws u from its own generator and is masked when `u <= prob` (the reference unmasks
+    where `rand > masking_prob`). The B bools go to `context.cache[SAMPLE_GATE]`; a
+    `GatedReconstruction` term counts only the gated samples' hidden tokens, so an ungated sample
+    contributes nothing to the masked-modelling loss, as in iBOT (its hidden set is still drawn:
+    use a mode where that costs nothing else, e.g. replace, where every token is encoded anyway).
+    """
+
+    reads_context = True
+
+    def __init__(self, inner: MaskingStrategy, prob: float) -> None:
+        if isinstance(prob, bool) or not 0.0 < float(prob) <= 1.0:
+            raise ValueError(f"masking_prob={prob!r}: expected a probability in (0, 1]")
+        self.inner, self.prob = inner, float(prob)
+        self.ratio = inner.ratio
+        self.uses_step = getattr(inner, "uses_step", False)
+
+    def num_keep(self, num_tokens: int, grid: tuple[int, ...] | None = None) -> int:
+        return self.inner.num_keep(num_tokens, grid)
+
+    def noise(
+        self, grid: tuple[int, ...], rng: SampleRNG, coords: Tensor | None = None, context: MaskContext | None = None
+    ) -> Tensor | tuple[Tensor, int] | MaskDraw:
+        ctx = context if context is not None else MaskContext()
+        if getattr(self.inner, "reads_context", False):
+            drawn = self.inner.noise(grid, rng, coords, ctx)  # type: ignore[call-arg]
+        else:
+            drawn = self.inner.noise(grid, rng, coords)
+        ctx.cache[SAMPLE_GATE] = rng.rand(1)[:, 0] <= self.prob  # B bools, one draw per sample
+        return drawn
 
 
 class LossSubset:

@@ -8,7 +8,9 @@ decoders = extra mask draws, extra loss terms) instead of subclassing it.
 
 from anymae.core.skeleton.backbone import LinearHead, TransformerBackbone
 from anymae.core.skeleton.modes import DropMode, MaskingMode, ReplaceMode
-from anymae.core.skeleton.steps import Branch, BranchPlan, Decoded, Encoded, Pass, to_token_order
+from anymae.core.skeleton.steps import (
+    Branch, BranchPlan, BranchSpec, Decoded, Encoded, MAEOutput, Pass, Views, to_token_order,
+)
 from anymae.core.skeleton.terms import (
     DecoderConsistency,
     LossTerm,
@@ -19,6 +21,7 @@ from anymae.core.skeleton.terms import (
 )
 
 __all__ = [
+    "BranchSpec", "MAEOutput", "Views",
     "Branch", "BranchPlan", "Decoded", "DecoderConsistency", "DropMode", "Encoded", "LinearHead", "LossTerm",
     "MaskingMode", "Pass", "Reconstruction", "ReplaceMode", "TransformerBackbone", "consistency_loss",
     "reconstruction_terms", "to_token_order", "total_loss",

@@ -13,6 +13,14 @@
       pred = decoder(rep, tokens)                B×N×P  a backbone again (one GNN layer, ...)
 
   and the loss counts the hidden tokens.
+- `SoftMode` (ROPIM): nothing is hidden; every token is encoded after a per-sample linear mix
+  over the tokens, `x -> P·x` with `P = ρ·S·Sᵀ` a count-sketch projector (`core.masking.sketch`),
+  and the loss measures the residual in the complement `I - P` only:
+
+      pred_out = (I - P)·pred + P·target     so that   pred_out - target = (I - P)(pred - target)
+
+  i.e. the component of the answer the encoder was shown (P) is taken from the target, the
+  complement from the prediction, as MAE pastes the visible patches back.
 
 A backbone is any module `backbone(x: B×N×D_in, tokens: Tokens) -> B×N×D_out` with `in_dim` and
 `out_dim` attributes; it reads the token layout it needs from `tokens` (a GNN reads its edges
@@ -31,9 +39,10 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 import torch
 from torch import Tensor, nn
 
-from anymae.core.decoder import MAEDecoder
+from anymae.core.decoders.mae import MAEDecoder
 from anymae.core.encoder import TransformerEncoder
 from anymae.core.masking import MaskPlan, SampleRNG, gather_tokens
+from anymae.core.masking.sketch import draw_projectors, sketch_size
 from anymae.core.seeds import SECOND_STREAM_OFFSET, offset_seeds
 from anymae.core.skeleton.steps import BranchPlan, Decoded, Encoded
 from anymae.core.tokens import Tokens
@@ -46,7 +55,7 @@ Parts = dict[str, nn.Module | nn.Parameter]  # name -> a module / parameter the 
 
 
 class MaskingMode(Protocol):
-    """What the skeleton asks of a masking mode (`DropMode`, `ReplaceMode`; a soft mode later).
+    """What the skeleton asks of a masking mode (`DropMode`, `ReplaceMode`, `SoftMode`).
 
     `name` names it; `check(encoder, decoder)` refuses a composition it cannot run; `parts(...)`
     names the modules the model registers at its top level; `plan_queries(plan, decoder_plan)`
@@ -72,6 +81,13 @@ class MaskingMode(Protocol):
     ) -> Decoded: ...
 
 
+def _decodes_queries(decoder: nn.Module) -> bool:
+    """Whether `decoder` takes `MAEDecoder`'s call `decoder(latent, num_prefix=, keep=, query=, grid=,
+    coords=, return_hidden=True) -> (B×Nv×P or None, B×Nq×P, hidden or None)`: an `MAEDecoder`, or
+    a decoder declaring `decodes_queries = True` (`core.decoders.queries.QueryDecoder`, CAE's regressor)."""
+    return isinstance(decoder, MAEDecoder) or bool(getattr(decoder, "decodes_queries", False))
+
+
 def _query(plan: MaskPlan, decoder_plan: MaskPlan | None) -> tuple[Tensor, Tensor]:
     """(B×Nq queried tokens, B×Nq float loss weight): the plan's loss set (default: the hidden
     tokens), or the decoder's keep set (weight 1 where the queried token was hidden)."""
@@ -95,8 +111,11 @@ class DropMode:
                 f"mode 'drop' encodes the visible subset with positions and needs a TransformerEncoder, got "
                 f"{type(encoder).__name__}; a backbone (x, tokens) that sees every token needs ReplaceMode()"
             )
-        if not isinstance(decoder, MAEDecoder):
-            raise TypeError(f"mode 'drop' decodes queries with an MAEDecoder, got {type(decoder).__name__}")
+        if not _decodes_queries(decoder):
+            raise TypeError(
+                f"mode 'drop' decodes queries with an MAEDecoder or a decoder that declares `decodes_queries = True` "
+                f"and takes MAEDecoder's call (e.g. core.decoders.queries.QueryDecoder), got {type(decoder).__name__}"
+            )
 
     def parts(self, tokenizer: nn.Module, encoder: nn.Module, decoder: nn.Module) -> Parts:
         return {}
@@ -115,11 +134,13 @@ class DropMode:
     def decode(
         self, model: MaskedAutoencoder, decoder: nn.Module, tokens: Tokens, planned: BranchPlan, encoded: Encoded
     ) -> Decoded:
-        """Latent + mask tokens at the queries -> B×Nq×P (and B×Nv×P at the visible tokens)."""
+        """Latent + mask tokens at the queries -> B×Nq×P (and B×Nv×P at the visible tokens; a
+        `QueryDecoder` makes none and materializes the queried tokens only)."""
         assert planned.query is not None  # drop mode always queries a subset
         pred_vis, pred, hidden = decoder(
             encoded.latent, num_prefix=encoded.num_prefix, keep=planned.plan.keep, query=planned.query,
             grid=tokens.grid, coords=tokens.coords, return_hidden=True,
+            **({"valid": tokens.valid} if tokens.valid is not None else {}),  # padded sequences
         )
         return Decoded(pred=pred, pred_visible=pred_vis, hidden=hidden)
 
@@ -230,3 +251,102 @@ class ReplaceMode:
             rep = rep.masked_fill(planned.plan.mask.bool().unsqueeze(-1), 0.0)
         return Decoded(pred=decoder(rep, tokens))
 
+
+
+@dataclass
+class SoftEncoded(Encoded):
+    """`Encoded` of the soft mode, with the B×N×N token mix the encoder's input went through."""
+
+    mix: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class SoftMode:
+    """ROPIM: every token encoded after a count-sketch mix, the loss in the complement (module doc).
+
+    Nothing is hidden: the model's branches see their whole view (`BranchSpec(whole=True)`, every
+    token kept; the masking strategy is never drawn) and the loss counts every token.
+    The projector of sample i is drawn from its branch seed + `SECOND_STREAM_OFFSET` (or from
+    per-sample generators seeded from `generator`), so resume and DDP stay exact. The decoder is a
+    backbone `(x, tokens) -> B×N×P` reading the encoder output directly (ROPIM's linear head; its
+    `in_dim` must equal the encoder's width). The target must be the tokenizer's own (pixels,
+    optionally norm_pix): the mode puts its sketched part into the prediction.
+
+    Args:
+        ratio: ρ, the sketch ratio: d' = ceil(N·ρ) buckets and `P = ρ·S·Sᵀ` (ROPIM: 0.14).
+    """
+
+    ratio: float = 0.14
+    name: ClassVar[str] = "soft"
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.ratio < 1.0:
+            raise ValueError(f"sketch_ratio must be in (0, 1), got {self.ratio}")
+
+    def check(self, encoder: nn.Module, decoder: nn.Module) -> None:
+        if _decodes_queries(decoder) or not hasattr(decoder, "in_dim"):
+            raise TypeError(
+                f"mode 'soft' decodes every token with a backbone (x, tokens) -> B×N×P that has `in_dim` "
+                f"(e.g. LinearHead), got {type(decoder).__name__}"
+            )
+        width = encoder.dim if isinstance(encoder, TransformerEncoder) else getattr(encoder, "out_dim", None)
+        if width is None:
+            raise TypeError(f"mode 'soft' needs a TransformerEncoder or a backbone with `out_dim`, got "
+                            f"{type(encoder).__name__}")
+        if width != decoder.in_dim:
+            raise ValueError(f"mode 'soft' passes the encoder output to the decoder as is: the decoder's in_dim "
+                             f"({decoder.in_dim}) must equal the encoder's width ({width})")
+
+    def parts(self, tokenizer: nn.Module, encoder: nn.Module, decoder: nn.Module) -> Parts:
+        return {}
+
+    def plan_queries(self, plan: MaskPlan, decoder_plan: MaskPlan | None) -> tuple[Tensor | None, Tensor]:
+        if decoder_plan is not None:
+            raise ValueError("mode 'soft' decodes every token; a decoder-side masking does not apply")
+        if plan.hide.shape[1]:
+            raise ValueError(
+                "mode 'soft' hides no token: its branches see their whole view (MaskedAutoencoder(branches="
+                "[BranchSpec(whole=True)])), so that the plan (MAEOutput.mask, pictures) says nothing was hidden"
+            )
+        return None, torch.ones_like(plan.mask)  # every token in order, every token scored
+
+    def projectors(
+        self, batch_size: int, num_tokens: int, *, seeds: Tensor | None, generator: torch.Generator | None,
+        device: torch.device,
+    ) -> Tensor:
+        """B×N×N count-sketch projectors of one branch (`core.masking.sketch.draw_projectors`)."""
+        if sketch_size(num_tokens, self.ratio) >= num_tokens:
+            raise ValueError(f"mode 'soft': sketch_ratio={self.ratio} on {num_tokens} tokens gives "
+                             f"{sketch_size(num_tokens, self.ratio)} buckets, expected fewer than the tokens")
+        return draw_projectors(batch_size, num_tokens, self.ratio, seeds=offset_seeds(seeds, SECOND_STREAM_OFFSET),
+                               generator=generator, device=device)
+
+    def encode(
+        self, model: MaskedAutoencoder, tokens: Tokens, planned: BranchPlan, *, generator: torch.Generator | None,
+        taps: tuple[int, ...],
+    ) -> Encoded:
+        """Every token, mixed by its sample's projector, through the encoder -> B×(P+N)×D."""
+        if tokens.valid is not None:
+            raise ValueError("mode 'soft' mixes every token with every token of its bucket; padded sequences "
+                             "(Tokens.valid) are not supported")
+        b, n, _ = tokens.x.shape
+        mix = self.projectors(b, n, seeds=planned.seeds, generator=generator, device=tokens.x.device)  # B×N×N
+        x = torch.einsum("bij,bjd->bid", mix.to(tokens.x.dtype), tokens.x)  # B×N×D, token i = Σ_j P_ij x_j
+        encoded = model.run_encoder(x, tokens, None, taps=taps)
+        return SoftEncoded(encoded.latent, encoded.num_prefix, encoded.taps, mix=mix)
+
+    def decode(
+        self, model: MaskedAutoencoder, decoder: nn.Module, tokens: Tokens, planned: BranchPlan, encoded: Encoded
+    ) -> Decoded:
+        """Decode every token, then `(I - P)·pred + P·target` -> B×N×P (module doc)."""
+        if not isinstance(encoded, SoftEncoded) or encoded.mix is None:
+            raise TypeError("mode 'soft' decodes what its own encode step returned (SoftEncoded with the mix)")
+        if model.target is not None:
+            raise ValueError(
+                f"mode 'soft' scores the residual against the tokenizer's own targets; a "
+                f"{type(model.target).__name__} target provider is not supported"
+            )
+        raw = decoder(encoded.latent[:, encoded.num_prefix :], tokens)  # B×N×P
+        target = model.targets(tokens).detach().to(raw.dtype)  # B×N×P as the loss sees it
+        mix = encoded.mix.to(raw.dtype)
+        return Decoded(pred=raw - torch.einsum("bij,bjp->bip", mix, raw - target))  # (I - P)·raw + P·target

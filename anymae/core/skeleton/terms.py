@@ -16,7 +16,7 @@ A term may hold parameters (a projection head): it is a module of the model (`te
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Callable, Literal
 
 import torch
@@ -77,8 +77,9 @@ class Reconstruction(LossTerm):
     def forward(self, state: Pass) -> Tensor:
         branch = state.branches[self.branch]
         query = branch.planned.query
-        target = state.target if query is None else gather_tokens(state.target, query)
-        return self.loss_fn(branch.decoded.pred, target, branch.planned.weight)
+        full = state.target_of(self.branch)  # B×N×P, the targets of the view this branch reads
+        target = full if query is None else gather_tokens(full, query)
+        return self.loss_fn(branch._decoded().pred, target, branch.planned.weight)
 
 
 def consistency_loss(h1: Tensor, h2: Tensor, both_hidden: Tensor, mode: Consistency = "diagonal") -> Tensor:
@@ -146,12 +147,14 @@ class DecoderConsistency(LossTerm):
 
 
 def reconstruction_terms(
-    loss_fn: Callable[[Tensor, Tensor, Tensor | None], Tensor], branches: int, weight: float
+    loss_fn: Callable[[Tensor, Tensor, Tensor | None], Tensor], branches: int | Sequence[int], weight: float
 ) -> list[LossTerm]:
-    """One `Reconstruction` per branch, named "rec" (one branch) or "rec1", "rec2", ... (several)."""
-    if branches == 1:
-        return [Reconstruction(loss_fn, name="rec", weight=weight)]
-    return [Reconstruction(loss_fn, branch=i, name=f"rec{i + 1}", weight=weight) for i in range(branches)]
+    """One `Reconstruction` per reconstructing branch (`branches`: a count = all of 0..n-1, or the
+    branch indices), named "rec" when there is one, else "rec{k+1}" for branch k."""
+    ids = list(range(branches)) if isinstance(branches, int) else list(branches)
+    if len(ids) == 1:
+        return [Reconstruction(loss_fn, branch=ids[0], name="rec", weight=weight)]
+    return [Reconstruction(loss_fn, branch=i, name=f"rec{i + 1}", weight=weight) for i in ids]
 
 
 def total_loss(terms: Iterable[LossTerm], state: Pass) -> tuple[Tensor, dict[str, Tensor]]:

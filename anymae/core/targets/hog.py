@@ -120,7 +120,7 @@ def hog_cells(
         gaussian_window: "maskfeat" only: gaussian magnitude window length (0 = off).
 
     Returns:
-        B×C×bins×(H/cell)×(W/cell) float32.
+        B×C×bins×(H/cell)×(W/cell) float32 (computed in float32 even under autocast).
     """
     if images.ndim != 4:
         raise ValueError(f"hog_cells expects images B×C×H×W, got shape {tuple(images.shape)}")
@@ -136,10 +136,11 @@ def hog_cells(
     if style == "skimage" and gaussian_window:
         raise ValueError("hog gaussian_window is a style='maskfeat' option (DMJD's HOG has none)")
     x = images.float()
-    if style == "maskfeat":
-        idx, mag = _bins_maskfeat(x, bins, gaussian_window)
-    else:
-        idx, mag = _bins_skimage(x, bins)
+    with torch.autocast(device_type=x.device.type, enabled=False):  # float32 gradients under bf16 autocast
+        if style == "maskfeat":
+            idx, mag = _bins_maskfeat(x, bins, gaussian_window)
+        else:
+            idx, mag = _bins_skimage(x, bins)
     onehot = idx.unsqueeze(2) == torch.arange(bins, device=x.device).view(1, 1, bins, 1, 1)  # B×C×bins×H×W
     per_pixel = onehot.to(mag.dtype) * mag.unsqueeze(2)  # B×C×bins×H×W
     hist = rearrange(per_pixel, "b c k (hc p) (wc q) -> b c k hc wc (p q)", p=cell, q=cell).sum(-1)
@@ -205,9 +206,9 @@ class HOGTargets(TargetProvider):
         self.norm, self.style, self.gaussian_window, self.layout = norm, style, gaussian_window, layout
         self.cells_per_side = patch_size // cell
         self.dim = self.cells_per_side**2 * bins * in_chans
+        if std is not None and any(float(v) <= 0 for v in std):  # checked on floats (models may be built on meta)
+            raise ValueError(f"HOGTargets std values must be > 0, got {tuple(std)}")
         m, s = _channel_values(mean, in_chans, "mean"), _channel_values(std, in_chans, "std")
-        if s is not None and bool((s <= 0).any()):
-            raise ValueError(f"HOGTargets std values must be > 0, got {tuple(std or ())}")
         # not saved: derived from the options, which the recipe's config holds
         self.register_buffer("mean", m, persistent=False)
         self.register_buffer("std", s, persistent=False)

@@ -102,7 +102,8 @@ def load_finetuned(checkpoint: str) -> Classifier:
     body = create_model(body_cfg.pop("name"), **body_cfg)
     body.decoder = None
     extra = {"head": cfg["head"]} if "head" in cfg else {}
-    classifier = Classifier(body, int(cfg["num_classes"]), pool=cfg.get("pool", "mean"), **extra)
+    classifier = Classifier(body, int(cfg["num_classes"]), pool=cfg.get("pool", "mean"), modality=cfg.get("modality"),
+                            **extra)
     load_state_dict_checked(classifier, state["model"])
     return classifier.eval()
 

@@ -158,11 +158,14 @@ def extract_feature_sets(
     poolings: Sequence[Pooling],
     device: str | torch.device = "cpu",
     progress: bool = True,
+    modality: str | None = None,
 ) -> dict[str, FeatureSet]:
     """Like :func:`extract_features`, for several poolings in one pass over the loader.
 
     Only the requested poolings are kept, so asking for "cls" and "mean" never holds per-token
-    features in memory. Returns {pooling: FeatureSet}.
+    features in memory. `modality` (a cross-modal model): that modality's modality-only pass
+    (`model.features(x, modality=...)`, CAV-MAE's audio-only / visual-only modes); None: the
+    model's own features (joint for a cross-modal model). Returns {pooling: FeatureSet}.
     """
     unknown = [p for p in poolings if p not in POOLINGS]
     if unknown or not poolings:
@@ -187,7 +190,7 @@ def extract_feature_sets(
         for index, batch in enumerate(tqdm(loader, desc="features", disable=not progress)):
             x, labels = _split_batch(batch, index)
             x = to_device(x, device)
-            feats = model.features(x)
+            feats = model.features(x) if modality is None else model.features(x, modality=modality)
             for pooling in poolings:
                 out = _features_of(feats, pooling)
                 if out.shape[0] != labels.shape[0]:

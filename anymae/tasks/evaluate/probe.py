@@ -59,6 +59,9 @@ class ProbeSettings:
     svm_pool: Pool | None = None  # None: `pool` above; e.g. mean_max = [mean, max] over tokens
     prototypes_per_class: int = 20  # prototypical (Bird-MAE): J prototypes per class
     prototypical_epochs: int = 30
+    # cross-modal checkpoints: "joint" (every modality through the joint blocks) or one modality's
+    # modality-only features (CAV-MAE's audio-only / visual-only modes: "audio", "video", ...)
+    modality: str = "joint"
 
 
 @dataclass
@@ -117,11 +120,18 @@ def needed_poolings(settings: ProbeSettings, pools: tuple[str, ...] | None = Non
 
 def encoder_features(
     model: nn.Module, data: Dataset, poolings: tuple[str, ...], *, device: str | torch.device = "cpu",
-    num_workers: int = 0,
+    num_workers: int = 0, modality: str = "joint",
 ) -> dict[str, FeatureSet]:
-    """One pass of the frozen encoder over `data`, keeping each requested pooling."""
+    """One pass of the frozen encoder over `data`, keeping each requested pooling (`modality`:
+    "joint", the model's own features, or one modality's modality-only pass)."""
+    names = getattr(getattr(model, "tokenizer", None), "modalities", None)
+    if modality != "joint" and (names is None or modality not in names):
+        raise ValueError(f"probe.modality={modality!r}: expected 'joint'"
+                         + (f" or one of the model's modalities {list(names)}" if names else
+                            " (the model has one modality)"))
     loader = DataLoader(data, batch_size=128, shuffle=False, num_workers=num_workers, collate_fn=collate_fn_for(data))
-    return extract_feature_sets(model, loader, poolings=poolings, device=device, progress=True)  # type: ignore[arg-type]
+    return extract_feature_sets(model, loader, poolings=poolings, device=device, progress=True,  # type: ignore[arg-type]
+                                modality=None if modality == "joint" else modality)
 
 
 def probe_features(
@@ -179,7 +189,8 @@ def probe_encoder(
     _check_protocols(settings.protocols)
     settings = with_model_pool(settings, model)
     kinds = needed_poolings(settings)
-    tr, te = (encoder_features(model, d, kinds, device=device, num_workers=num_workers) for d in (train, test))
+    tr, te = (encoder_features(model, d, kinds, device=device, num_workers=num_workers, modality=settings.modality)
+              for d in (train, test))
     return probe_features(tr, te, settings)
 
 

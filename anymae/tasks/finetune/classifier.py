@@ -104,10 +104,15 @@ class Classifier(nn.Module):
         pool: Pool = "mean",
         head_init_std: float = 2e-5,
         head: Head = "linear",
+        modality: str | None = None,
     ) -> None:
         super().__init__()
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"Classifier: num_classes={num_classes!r}: expected an int >= 1")
+        names = getattr(body.tokenizer, "modalities", None)
+        if modality is not None and (names is None or modality not in names):
+            raise ValueError(f"Classifier: modality={modality!r}: expected None (joint features) or one of the "
+                             f"model's modalities {list(names or ())}")
         check_pool(pool, POOLS, where="Classifier")
         has_cls, num_prefix = body.encoder.cls_token is not None, body.encoder.num_prefix
         own_cls = pool == "cls_max" and num_prefix == 0  # Point-MAE: the classifier brings the cls token
@@ -124,6 +129,7 @@ class Classifier(nn.Module):
         self.tokenizer = body.tokenizer
         self.encoder = body.encoder
         self.pool: Pool = pool
+        self.modality = modality  # a cross-modal body: one modality's modality-only pass (None: joint)
         self.num_classes = num_classes
         dim = body.encoder.dim
         self.fc_norm: nn.Module = nn.LayerNorm(dim, eps=1e-6) if pool == "mean" else nn.Identity()
@@ -153,6 +159,7 @@ class Classifier(nn.Module):
             "pool": pool,
             "head_init_std": head_init_std,
             "head": head,
+            "modality": modality,
         }
 
     @classmethod
@@ -165,6 +172,7 @@ class Classifier(nn.Module):
         drop_path: float = 0.1,
         head_init_std: float = 2e-5,
         head: Head = "linear",
+        modality: str | None = None,
     ) -> Classifier:
         """A classifier with ``mae``'s tokenizer and encoder weights and stochastic depth ``drop_path``.
 
@@ -179,6 +187,8 @@ class Classifier(nn.Module):
             drop_path: stochastic-depth rate of the last block (MAE ViT-B: 0.1).
             head_init_std: std of the head's weight init.
             head: "linear" or "mlp".
+            modality: a cross-modal ``mae``: classify one modality's modality-only features
+                (CAV-MAE's audio-only / visual-only modes); None: the joint features.
 
         Raises:
             ValueError: ``mae.config`` lacks the preset name.
@@ -193,7 +203,7 @@ class Classifier(nn.Module):
             )
         body = create_model(name, **{**config, "drop_path": drop_path})
         body.decoder = None  # the classifier never decodes; free its memory
-        classifier = cls(body, num_classes, pool=pool, head_init_std=head_init_std, head=head)
+        classifier = cls(body, num_classes, pool=pool, head_init_std=head_init_std, head=head, modality=modality)
         classifier.load_body_state(mae.state_dict(), source=f"MaskedAutoencoder {name!r}")
         return classifier
 
@@ -209,7 +219,7 @@ class Classifier(nn.Module):
         if self.own_cls:
             feats = self._own_cls_features(x)
         else:
-            feats = self._body.features(x, final_norm=self.pool != "mean")  # "mean": MAE's global pool
+            feats = self._body.features(x, final_norm=self.pool != "mean", modality=self.modality)  # "mean": MAE's global pool
         if self.fusion is not None:
             return self.head(self.fusion.pool_features(feats))  # learned pool B×D', then logits
         return self.head(self.fc_norm(pool(feats, self.pool)))  # B×D' (fc_norm: Identity unless "mean")

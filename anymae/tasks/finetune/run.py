@@ -74,6 +74,8 @@ class FinetuneConfig:
         num_classes: C, the number of classes.
         optim: optimizer / schedule / batch recipe (see :func:`mae_finetune_optim`).
         pool: "mean" (mean of tokens, fc_norm; MAE's default) or "cls".
+        modality: a cross-modal checkpoint: "joint" (every modality through the joint blocks) or
+            one modality's modality-only features (CAV-MAE's audio-only / visual-only modes).
         drop_path: stochastic-depth rate of the last encoder block.
         head_init_std: std of the head's trunc_normal init (MAE 2e-5).
         mixup: mixup Beta(α, α) parameter; 0 = off.
@@ -95,6 +97,7 @@ class FinetuneConfig:
     drop_path: float = 0.1
     head_init_std: float = 2e-5
     head: Head = "linear"  # "mlp": Point-MAE's 256-256 head with BN and dropout 0.5
+    modality: str = "joint"  # cross-modal checkpoints: "joint", or one modality's modality-only pass ("audio", ...)
     mixup: float = 0.8
     cutmix: float = 1.0
     mixup_prob: float = 1.0
@@ -236,7 +239,7 @@ def classifier_from_config(mae: MaskedAutoencoder, cfg: FinetuneConfig) -> Class
     """``Classifier.from_mae`` with the config's num_classes, pool, drop_path and head init."""
     return Classifier.from_mae(
         mae, cfg.num_classes, pool=cfg.pool, drop_path=cfg.drop_path, head_init_std=cfg.head_init_std,
-        head=cfg.head,
+        head=cfg.head, modality=None if cfg.modality == "joint" else cfg.modality,
     )
 
 

@@ -6,7 +6,7 @@ Two release formats (`torch.load(path)["model"]`):
   pos_embed 1×513×D with a zero cls slot, cls_token, blocks, norm, decoder_embed, mask_token,
   decoder_pos_embed, decoder_blocks, decoder_norm, decoder_pred). With the local decoder
   (`decoder_mode=1`) `decoder_blocks.{0..15}` are Swin-v2-cr blocks whose `attn.tau` becomes our
-  `attn.logit_scale = -log(tau)` (the same forward, see core/windowed.py); load them into a model
+  `attn.logit_scale = -log(tau)` (the same forward, see core/decoders/windowed.py); load them into a model
   built with `decoder="local"`, and a `decoder_mode=0` checkpoint into `decoder="global"`.
 - fine-tuned (`models_vit.VisionTransformer`, global pool): patch_embed, cls_token, pos_embed,
   blocks, fc_norm, head; the reference deletes the final `norm`, so `encoder.norm` is set to the
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from anymae.core.windowed import logit_scale_to_tau, tau_to_logit_scale
+from anymae.core.decoders.windowed import logit_scale_to_tau, tau_to_logit_scale
 from anymae.tasks.interop.keys import StateDict
 from anymae.tasks.interop.mae import anymae_to_official_mae, official_mae_to_anymae
 

@@ -109,6 +109,12 @@ FORMATS: dict[str, ModalityFormats] = {
     )),
     "graph": ModalityFormats("graph"),
     "multichannel": ModalityFormats("multichannel"),
+    # no official release format to convert to (anymae checkpoints only)
+    "volume": ModalityFormats("volume"),
+    "features": ModalityFormats("features"),
+    "audio-visual": ModalityFormats("audio-visual"),
+    "multi-image": ModalityFormats("multi-image"),
+    "image+video": ModalityFormats("image+video"),
 }  # fmt: skip
 
 

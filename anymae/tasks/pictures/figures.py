@@ -77,7 +77,12 @@ def panel_titles(model: MaskedAutoencoder) -> dict[str, str]:
 def panels_from_output(
     model: MaskedAutoencoder, batch: Any, out: MAEOutput, *, render: Mapping[str, Any] | None = None
 ) -> dict[str, np.ndarray]:
-    """The panels of `reconstruction_panels` from a forward pass already made on `batch`."""
+    """The panels of `reconstruction_panels` from a forward pass already made on `batch` (a
+    multi-modal model: every modality side by side, `pictures.multimodal`)."""
+    from anymae.tasks.pictures.multimodal import is_multimodal, multimodal_panels
+
+    if is_multimodal(model, out):
+        return multimodal_panels(model, batch, out, render)
     opts = dict(render or {})
     to_pictures = _render_fn(model, "to_pictures")
     fill = _render_fn(model, "picture_fill")

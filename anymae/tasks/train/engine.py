@@ -238,7 +238,9 @@ def _train(
     if run_cfg.max_steps is not None:
         total = min(total, run_cfg.max_steps)
     samples_per_step = optim_cfg.batch_size * optim_cfg.accum_iter * info.world_size
-    peak_lr = optim_cfg.lr if optim_cfg.lr is not None else absolute_lr(optim_cfg.blr, samples_per_step)
+    # a recipe's factor on the blr rule (`MaskedAutoencoder.lr_scale`; DMJD: pred_ratio / mask_ratio); not on optim.lr
+    lr_scale = float(getattr(model, "lr_scale", 1.0))
+    peak_lr = optim_cfg.lr if optim_cfg.lr is not None else absolute_lr(optim_cfg.blr, samples_per_step) * lr_scale
     amp, precision_why = choose_precision(run_cfg.precision, info.device)
     schedule = lr_schedule(optim_cfg, per_epoch, peak_lr)
     run_info = {  # the engine's resolved settings, saved in every checkpoint
@@ -247,6 +249,7 @@ def _train(
         "steps_per_epoch": per_epoch,
         "total_steps": total,
         "peak_lr": peak_lr,
+        "lr_scale": lr_scale,
         "schedule_steps": schedule["epochs"] * schedule["iters_per_epoch"],
         "warmup_steps": schedule["warmup_epochs"] * schedule["iters_per_epoch"],
         "device": str(info.device),

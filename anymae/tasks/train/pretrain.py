@@ -10,6 +10,7 @@ resolved config, with the model section expanded to every option of the preset, 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from anymae.datasets.sources import build_dataset
 from anymae.tasks.train.checkpoint import load_checkpoint, load_state_dict_checked
 from anymae.tasks.train.engine import TrainResult, pretrain_objective, train
 from anymae.tasks.train.prepare import prepare_model
+from anymae.tasks.train.run_length import auto_options, placeholder, resolve_run_length
 from anymae.tasks.train.config import OptimConfig, RunConfig
 
 
@@ -75,8 +77,15 @@ def run_pretrain(cfg: PretrainConfig) -> TrainResult:
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.run.seed)
-        model = build_model(cfg.model)
+        model = build_model(placeholder(cfg.model))
     dataset = build_dataset(cfg.data, split="pretrain", model_config=model.config)
+    if auto_options(cfg.model):  # run-length options ("auto"): computed from the data, then the real model
+        section, said = resolve_run_length(cfg.model, len(dataset), cfg.optim)
+        if os.environ.get("RANK", "0") == "0":
+            print(said)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.run.seed)
+            model = build_model(section)
     prepare_model(model, dataset, cfg.teacher, cfg.run.out_dir, cfg.run.seed)
     resolved = dataclasses.replace(cfg, model=dict(model.config))
     data = SeededSamples(dataset, cfg.run.seed)

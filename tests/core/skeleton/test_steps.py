@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from anymae.core.decoder import DecoderConfig, MAEDecoder
+from anymae.core.decoders.mae import DecoderConfig, MAEDecoder
 from anymae.core.encoder import EncoderConfig, TransformerEncoder
 from anymae.core.masking import RandomMasking, gather_tokens, make_plan
 from anymae.core.model import MaskedAutoencoder

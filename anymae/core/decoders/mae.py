@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from anymae.core.encoder import key_padding_mask
 from anymae.core.masking import gather_tokens
 from anymae.core.transformer import layer_norm, make_blocks, run_blocks
-from anymae.core.windowed import make_windowed_blocks
+from anymae.core.decoders.windowed import make_windowed_blocks
 
 
 @dataclass
@@ -35,7 +36,7 @@ class DecoderConfig:
     norm_eps: float = 1e-6
     drop_path: float = 0.0  # stochastic depth rising to this rate over the blocks (Point-MAE: 0.1)
     # Windowed (Swin-v2-cr) attention on a fixed 2-D grid instead of global attention (Audio-MAE's
-    # local decoder: window (4, 4), shift (2, 0) on odd blocks, grid (64, 8)); see core/windowed.py.
+    # local decoder: window (4, 4), shift (2, 0) on odd blocks, grid (64, 8)); see core/decoders/windowed.py.
     window: tuple[int, int] | None = None
     window_shift: tuple[int, int] = (0, 0)
     window_grid: tuple[int, int] | None = None
@@ -88,6 +89,7 @@ class MAEDecoder(nn.Module):
         grid: tuple[int, ...],
         coords: Tensor | None = None,
         return_hidden: bool = False,
+        valid: Tensor | None = None,
     ) -> tuple[Tensor, ...]:
         """Predict values for visible and query tokens.
 
@@ -97,12 +99,46 @@ class MAEDecoder(nn.Module):
             keep: B×Nv indices of the visible tokens (the order of `latent`).
             query: B×Nq indices of the tokens to predict from mask tokens.
             grid, coords: the token layout, for decoder positions.
+            valid: optional B×N bool in token order, False at padding (`Tokens.valid`): no token
+                attends to a padded one.
             return_hidden: also return the last block's outputs (before the final norm) at the
                 visible and query positions, B×(Nv+Nq)×dim (Point-CMAE compares them).
 
         Returns:
             (B×Nv×P predictions at visible positions, B×Nq×P predictions at query positions
             [, B×(Nv+Nq)×dim hidden states])
+        """
+        seq, seq_pos = self.sequence(latent, num_prefix=num_prefix, keep=keep, query=query, grid=grid, coords=coords)
+        attn = None
+        if valid is not None:  # key-padding mask over [prefix (always valid)?, visible, queried]
+            if self.cfg.window is not None:
+                raise ValueError("a windowed decoder does not take padded sequences (Tokens.valid)")
+            keys = torch.cat([torch.gather(valid, 1, keep), torch.gather(valid, 1, query)], dim=1)  # B×(Nv+Nq)
+            attn = key_padding_mask(keys, seq.shape[1] - keys.shape[1])  # B×1×1×L
+        if self.cfg.window is not None:
+            seq = self._run_windowed(seq + seq_pos, torch.cat([keep, query], dim=1), grid)
+        elif self.cfg.pos_every_block:
+            seq, _ = run_blocks(self.blocks, seq, seq_pos, attn)
+        else:
+            seq, _ = run_blocks(self.blocks, seq + seq_pos, None, attn)
+        return self.predict(seq, keep.shape[1], query.shape[1], return_hidden)
+
+    def sequence(
+        self, latent: Tensor, *, num_prefix: int, keep: Tensor, query: Tensor, grid: tuple[int, ...],
+        coords: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """The decoder's input sequence and its positions, before the blocks.
+
+        Args:
+            latent: B×(P+Nv)×D_enc encoder output (prefix first).
+            num_prefix: P.
+            keep: B×Nv indices of the visible tokens (the order of `latent`).
+            query: B×Nq indices of the tokens given mask tokens (may be empty: B×0).
+            grid, coords: the token layout.
+
+        Returns:
+            (B×L×dim sequence, B×L×dim positions), L = [P if `keep_prefix`] + Nv + Nq, in the order
+            [prefix, visible, queried]; prefix positions are zero (MAE).
         """
         x = self.embed(latent)  # B×(P+Nv)×dim
         prefix, visible = x[:, :num_prefix], x[:, num_prefix:]
@@ -112,19 +148,15 @@ class MAEDecoder(nn.Module):
         parts, pos_parts = [visible, masked], [pos_vis, pos_query]
         if self.cfg.keep_prefix and num_prefix:
             parts.insert(0, prefix)
-            pos_parts.insert(0, pos_vis.new_zeros(prefix.shape))  # prefix positions are zero (MAE)
-        seq, seq_pos = torch.cat(parts, dim=1), torch.cat(pos_parts, dim=1)  # B×L×dim
-        if self.cfg.window is not None:
-            seq = self._run_windowed(seq + seq_pos, torch.cat([keep, query], dim=1), grid)
-        elif self.cfg.pos_every_block:
-            seq, _ = run_blocks(self.blocks, seq, seq_pos)
-        else:
-            seq, _ = run_blocks(self.blocks, seq + seq_pos)
-        hidden = seq[:, seq.shape[1] - keep.shape[1] - query.shape[1] :]  # B×(Nv+Nq)×dim
+            pos_parts.insert(0, pos_vis.new_zeros(prefix.shape))
+        return torch.cat(parts, dim=1), torch.cat(pos_parts, dim=1)  # B×L×dim each
+
+    def predict(self, seq: Tensor, nv: int, nq: int, return_hidden: bool = False) -> tuple[Tensor, ...]:
+        """The blocks' output B×L×dim -> (B×Nv×P at the visible tokens, B×Nq×P at the queried ones
+        [, B×(Nv+Nq)×dim hidden states before the final norm]); the prefix is dropped."""
+        hidden = seq[:, seq.shape[1] - nv - nq :]  # B×(Nv+Nq)×dim
         out = self.head(self.norm(hidden))  # B×(Nv+Nq)×P
-        if return_hidden:
-            return out[:, : keep.shape[1]], out[:, keep.shape[1] :], hidden
-        return out[:, : keep.shape[1]], out[:, keep.shape[1] :]
+        return (out[:, :nv], out[:, nv:], hidden) if return_hidden else (out[:, :nv], out[:, nv:])
 
     def _run_windowed(self, seq: Tensor, order: Tensor, grid: tuple[int, ...]) -> Tensor:
         """Windowed blocks: seq B×N×dim holds token `order[b, i]` at i; blocks run in grid order."""

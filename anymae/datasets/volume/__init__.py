@@ -1,0 +1,1 @@
+"""The volume modality's data: readers of .npy / NIfTI volumes, its `data.source` entry, synthetic test volumes."""

@@ -1,0 +1,197 @@
+"""One source per batch: several datasets, every batch drawn whole from one of them (OmniMAE).
+
+OmniMAE's data (crossmodal_and_zoo.md A2: omnivore's `ConcatDataset(max_steps=sum,
+batching_strategy=use_one)`): images and clips are never mixed in a batch; an epoch is the
+batches of every source, interleaved at random. Here:
+
+- `SourceItems` concatenates the sources; its item i is `({name: x}, label)` from the source
+  holding i (the name is the model's modality for that source, e.g. "image" or "video"), so a
+  batch is a one-key modality dict.
+- `SourceBatchSampler` yields one rank's micro-batches of an epoch. Source s goes through a
+  permutation of its items `repeat_s` times (a fraction allowed: the first `floor(repeat_s ·
+  len_s)` positions of the repeated permutations), cut into global batches of `batch_size_s ×
+  world_size` (the tail dropped); the batches of all sources are then shuffled together. Rank r
+  takes positions `[r · b_s, (r + 1) · b_s)` of each global batch, so the ranks' union is the
+  one-process batch. Everything depends only on (seed, epoch): deterministic, resumable by
+  `start` (the number of batches to skip), identical on every rank.
+
+- `RunSourceBatchSampler` chains the epochs for a whole run and yields `(epoch, index)` pairs
+  as the engine's `sampler.RunBatchSampler` does (for `EpochItems`), `accum_iter` micro-batches
+  per optimizer step, resumable at any step. (The engine does not pick it yet: `steps.run_batches`
+  would use it for a dataset that is a `SourceItems`.)
+
+Batches per epoch from source s: `floor(floor(repeat_s · len_s) / (batch_size_s · world_size))`;
+that ratio between sources is the frequency with which a step draws from each.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from anymae.core.seeds import mix_seed
+from anymae.datasets.contract import DatasetView, SampleDataset, as_samples
+
+
+class SourceItems(DatasetView):
+    """Several datasets end to end; item i is `({name_s: x}, label)` of the source s holding it.
+
+    Args:
+        sources: name -> dataset (the name keys the modality dict of its items).
+    """
+
+    def __init__(self, sources: dict[str, Dataset]) -> None:
+        if not sources:
+            raise ValueError("SourceItems: expected at least one source")
+        self.names = list(sources)
+        self.sources: list[SampleDataset] = [as_samples(d) for d in sources.values()]
+        self.starts = [0]
+        for d in self.sources:
+            self.starts.append(self.starts[-1] + len(d))
+        super().__init__(self.sources[0])
+
+    def __len__(self) -> int:
+        return self.starts[-1]
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """Global index -> (source, index within it)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        s = bisect.bisect_right(self.starts, index) - 1
+        return s, index - self.starts[s]
+
+    def __getitem__(self, index: int) -> tuple[dict[str, Any], Any]:
+        s, j = self.locate(index)
+        x, label, *rest = self.sources[s][j]
+        return ({self.names[s]: x}, label, *rest)  # type: ignore[return-value]
+
+    @property  # type: ignore[override]
+    def labels(self) -> None:
+        return None
+
+    @property  # type: ignore[override]
+    def decode_cache(self) -> None:
+        return None  # each source keeps its own
+
+    @property  # type: ignore[override]
+    def stream(self) -> None:
+        return None
+
+    def set_epoch(self, epoch: int) -> None:
+        for d in self.sources:
+            d.set_epoch(epoch)
+
+    def skipped(self) -> int:
+        return sum(d.skipped() for d in self.sources)
+
+    def skip_report(self) -> str:
+        return "; ".join(r for r in (d.skip_report() for d in self.sources) if r)
+
+    def skipped_indices(self) -> list[int]:
+        return [self.starts[s] + j for s, d in enumerate(self.sources) for j in d.skipped_indices()]
+
+
+class SourceBatchSampler(Sampler[list[int]]):
+    """One rank's micro-batches of one epoch, each from one source (module doc).
+
+    Args:
+        sizes: items per source (`len` of each, in `SourceItems` order).
+        batch_sizes: per-rank batch size per source (one int: the same for all).
+        repeats: passes over each source per epoch (OmniMAE's repeat factors; fractions allowed).
+        world_size, rank: the ranks.
+        seed, epoch: the randomness.
+        start: batches of the epoch already consumed (a resumed run).
+    """
+
+    def __init__(
+        self, sizes: Sequence[int], batch_sizes: int | Sequence[int], repeats: Sequence[float] | None = None, *,
+        world_size: int = 1, rank: int = 0, seed: int = 0, epoch: int = 0, start: int = 0,
+    ) -> None:
+        n = len(sizes)
+        self.sizes = [int(s) for s in sizes]
+        self.batch_sizes = [int(batch_sizes)] * n if isinstance(batch_sizes, int) else [int(b) for b in batch_sizes]
+        self.repeats = [1.0] * n if repeats is None else [float(r) for r in repeats]
+        if len(self.batch_sizes) != n or len(self.repeats) != n:
+            raise ValueError(f"SourceBatchSampler: {n} sources but {len(self.batch_sizes)} batch sizes and "
+                             f"{len(self.repeats)} repeat factors")
+        if min(self.batch_sizes) < 1 or min(self.repeats) < 0 or not 0 <= rank < world_size:
+            raise ValueError(f"SourceBatchSampler: batch sizes must be >= 1 ({self.batch_sizes}), repeat factors "
+                             f">= 0 ({self.repeats}), 0 <= rank < world_size ({rank}, {world_size})")
+        self.world_size, self.rank, self.seed, self.epoch = world_size, rank, seed, epoch
+        self.counts = [int(int(r * s) // (b * world_size)) for r, s, b in zip(self.repeats, self.sizes,
+                                                                                self.batch_sizes, strict=True)]
+        if sum(self.counts) == 0:
+            raise ValueError(f"SourceBatchSampler: no source fills one batch (sizes {self.sizes}, batch sizes "
+                             f"{self.batch_sizes} × world_size {world_size}, repeats {self.repeats})")
+        if not 0 <= start <= sum(self.counts):
+            raise ValueError(f"start={start} is outside the epoch's {sum(self.counts)} batches")
+        self.start = start
+
+    def __len__(self) -> int:
+        return sum(self.counts) - self.start
+
+    def schedule(self) -> list[int]:
+        """The source of each batch of the epoch, in order (the same on every rank)."""
+        order = [s for s, c in enumerate(self.counts) for _ in range(c)]
+        g = torch.Generator().manual_seed(mix_seed(self.seed, self.epoch))
+        return [order[i] for i in torch.randperm(len(order), generator=g).tolist()]
+
+    def _positions(self, s: int) -> list[int]:
+        """Source s's item order for the epoch: its permutations, repeated, cut to floor(repeat · size)."""
+        g = torch.Generator().manual_seed(mix_seed(mix_seed(self.seed, self.epoch), s + 1))
+        need, out = int(self.repeats[s] * self.sizes[s]), []
+        while len(out) < need:
+            out += torch.randperm(self.sizes[s], generator=g).tolist()
+        return out[:need]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        offsets = [0]
+        for size in self.sizes:
+            offsets.append(offsets[-1] + size)
+        orders = {s: self._positions(s) for s in range(len(self.sizes)) if self.counts[s]}
+        used = [0] * len(self.sizes)
+        for k, s in enumerate(self.schedule()):
+            b = self.batch_sizes[s]
+            first = used[s] * b * self.world_size + self.rank * b
+            used[s] += 1
+            if k >= self.start:
+                yield [offsets[s] + i for i in orders[s][first : first + b]]
+
+
+class RunSourceBatchSampler(Sampler[list[tuple[int, int]]]):
+    """One rank's micro-batches for optimizer steps `[start, stop)` of a run, across epochs, each
+    from one source: `SourceBatchSampler`'s epochs chained, every index paired with its epoch
+    (`[(epoch, index), ...]`, as `sampler.RunBatchSampler` yields them for `EpochItems`).
+
+    An optimizer step is `accum_iter` consecutive micro-batches; an epoch has
+    `sum(counts) // accum_iter` steps (a tail that fills no step is dropped).
+    """
+
+    def __init__(
+        self, sizes: Sequence[int], batch_sizes: int | Sequence[int], repeats: Sequence[float] | None = None, *,
+        world_size: int = 1, rank: int = 0, accum_iter: int = 1, seed: int = 0, start: int = 0, stop: int,
+    ) -> None:
+        self._args = {"sizes": sizes, "batch_sizes": batch_sizes, "repeats": repeats, "world_size": world_size,
+                      "rank": rank, "seed": seed}
+        self.accum_iter = accum_iter
+        self.steps = len(SourceBatchSampler(**self._args)) // accum_iter  # type: ignore[arg-type]
+        if self.steps == 0 or not 0 <= start <= stop:
+            raise ValueError(f"RunSourceBatchSampler: {self.steps} steps per epoch, start={start}, stop={stop}")
+        self.start, self.stop = start, stop
+
+    def __len__(self) -> int:
+        return (self.stop - self.start) * self.accum_iter
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        it = self.start
+        while it < self.stop:
+            epoch, first = divmod(it, self.steps)
+            last = min(self.steps, first + self.stop - it)
+            batches = iter(SourceBatchSampler(**self._args, epoch=epoch, start=first * self.accum_iter))  # type: ignore[arg-type]
+            for _ in range((last - first) * self.accum_iter):
+                yield [(epoch, i) for i in next(batches)]
+            it += last - first
