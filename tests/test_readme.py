@@ -142,10 +142,19 @@ def _write_data(root: Path) -> None:
         for i, (stack, label) in enumerate(synthetic_stacks(n, 5, 32, seed=n)):
             write_stack(root / folder / f"class{label}" / f"s{i}.tif", stack)
     (root / "one_stack.tif").symlink_to(next((root / "stacks").rglob("*.tif")))
+    from anymae.datasets.features.synthetic import write_feature_folder
+    from anymae.datasets.volume.synthetic import write_volume_folder
+
+    write_volume_folder(root / "volumes", 2, 2, size=20)
+    write_feature_folder(root / "features", 4, dim=64, min_len=3, max_len=40, seed=0)
     with contextlib.suppress(ImportError):
         import av  # noqa: F401  (before decord, see write_video)
 
+        from anymae.datasets.audiovisual.synthetic import write_av_folder
         from anymae.datasets.video.synthetic import moving_square, write_video
+
+        write_av_folder(root / "av_clips", 2, 2, size=32, seconds=1.5, seed=0)
+        write_av_folder(root / "av_heldout", 2, 2, size=32, seconds=1.5, seed=1)
 
         for direction, cls in enumerate(("right", "left")):
             (root / "videos" / cls).mkdir(parents=True)

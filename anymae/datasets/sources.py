@@ -41,7 +41,8 @@ SOURCES: Registry[Builder] = Registry(
              "anymae.datasets.multichannel.sources", "anymae.datasets.audio.sources",
              "anymae.datasets.graph.sources", "anymae.datasets.video.sources", "anymae.datasets.shards.sources",
              "anymae.datasets.volume.sources", "anymae.datasets.features.sources",
-             "anymae.datasets.pairs.sources", "anymae.datasets.audiovisual.sources", "anymae.datasets.paired"),
+             "anymae.datasets.pairs.sources", "anymae.datasets.audiovisual.sources", "anymae.datasets.paired",
+             "anymae.datasets.mixed"),
 )
 
 

@@ -23,8 +23,9 @@ RandomCrop(pad 4) + flip, the second view adding colour jitter and one of graysc
 blur); the reference's lr rule is `blr·sqrt(batch)/4`, which equals the engine's `blr·batch/256` at
 its batch of 4096 only; the EMA teacher copies the student's BatchNorm running statistics after
 every step where the reference averages them too; `ema_steps` (the cosine's length, in optimizer
-steps) is an option because the model does not know the run's length: set it to the run's total
-steps (the base preset: 1600 epochs × 312 steps of 4096 images).
+steps) is an option because the model does not know the run's length: `auto` in a run config
+computes it from the data (`tasks.train.run_length`; the base preset's default: 1600 epochs × 312
+steps of 4096 images).
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ class LUTConfig(MAEConfig):
         lut_weight: weight of the cross-view term (`w_bc` 0.25).
         ema_momentum: the teacher's decay at step 0 (0.996).
         ema_end: the cosine's end value (1.0).
-        ema_steps: the cosine's length in optimizer steps (the run's total steps).
-        sync_bn: BatchNorm statistics synchronized across processes where torch can (CUDA).
+        ema_steps: the cosine's length in optimizer steps (the run's total steps; `auto` in a run config:
+            the lr schedule's length, `tasks.train.run_length`).
+        sync_bn: BatchNorm statistics synchronized across processes (`SyncedBatchNorm1d`: gloo and NCCL).
     """
 
     img_size: int | tuple[int, int] = 224

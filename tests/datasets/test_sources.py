@@ -12,7 +12,7 @@ MODALITIES = {"image", "video", "audio", "points", "graph", "multichannel", "vol
 def test_every_modality_registers_sources_and_exactly_one_file_reader_with_a_root_field() -> None:
     entries = SOURCES.entries()
     assert {e.modality for e in entries} == MODALITIES | {"any"}
-    assert [e.name for e in entries if e.modality == "any"] == ["shards"]  # tar shards of any modality
+    assert [e.name for e in entries if e.modality == "any"] == ["mixed", "shards"]  # several sources; tar shards
     readers = [e for e in entries if e.meta.get("files") is not None]
     assert sorted(e.modality for e in readers) == sorted(MODALITIES)  # one file reader per modality
     for entry in readers:

@@ -51,6 +51,7 @@ from anymae.tasks.train.distributed import DistInfo, full_state, init_distribute
 from anymae.tasks.train.logging import MetricsLogger, progress_bar
 from anymae.tasks.train.optim import build_optimizer
 from anymae.tasks.train.sampler import mix_seed, steps_per_epoch
+from anymae.tasks.train.source_sampler import run_source_sampler, source_items
 from anymae.tasks.train.schedule import absolute_lr, lr_at, set_lr
 from anymae.tasks.train.steps import Objective, accumulate, choose_precision, run_batches, thread_placement
 from anymae.tasks.train.config import OptimConfig, RunConfig
@@ -233,7 +234,12 @@ def _train(
     out_dir = writable_dir(run_cfg.out_dir, "run.out_dir")
     if not run_cfg.resume and latest_checkpoint(out_dir) is not None:
         raise FileExistsError(f"'{out_dir}' already holds a checkpoint; set resume=True or use another out_dir")
-    per_epoch = steps_per_epoch(len(dataset), optim_cfg.batch_size, info.world_size, optim_cfg.accum_iter)
+    mixed = source_items(dataset)  # several sources, one per batch (data.source: mixed)
+    if mixed is not None:
+        per_epoch = run_source_sampler(mixed, optim_cfg.batch_size, world_size=info.world_size, rank=info.rank,
+                                       accum_iter=optim_cfg.accum_iter, seed=run_cfg.seed).steps
+    else:
+        per_epoch = steps_per_epoch(len(dataset), optim_cfg.batch_size, info.world_size, optim_cfg.accum_iter)
     total = per_epoch * optim_cfg.epochs
     if run_cfg.max_steps is not None:
         total = min(total, run_cfg.max_steps)

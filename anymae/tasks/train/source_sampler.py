@@ -4,9 +4,9 @@ OmniMAE's data (crossmodal_and_zoo.md A2: omnivore's `ConcatDataset(max_steps=su
 batching_strategy=use_one)`): images and clips are never mixed in a batch; an epoch is the
 batches of every source, interleaved at random. Here:
 
-- `SourceItems` concatenates the sources; its item i is `({name: x}, label)` from the source
-  holding i (the name is the model's modality for that source, e.g. "image" or "video"), so a
-  batch is a one-key modality dict.
+- `datasets.mixed.SourceItems` (`data.source: mixed`) concatenates the sources; its item i is
+  `({name: x}, label)` from the source holding i (the name is the model's modality for that
+  source, e.g. "image" or "video"), so a batch is a one-key modality dict.
 - `SourceBatchSampler` yields one rank's micro-batches of an epoch. Source s goes through a
   permutation of its items `repeat_s` times (a fraction allowed: the first `floor(repeat_s ·
   len_s)` positions of the repeated permutations), cut into global batches of `batch_size_s ×
@@ -17,8 +17,8 @@ batches of every source, interleaved at random. Here:
 
 - `RunSourceBatchSampler` chains the epochs for a whole run and yields `(epoch, index)` pairs
   as the engine's `sampler.RunBatchSampler` does (for `EpochItems`), `accum_iter` micro-batches
-  per optimizer step, resumable at any step. (The engine does not pick it yet: `steps.run_batches`
-  would use it for a dataset that is a `SourceItems`.)
+  per optimizer step, resumable at any step; the engine uses it for a dataset holding a
+  `SourceItems` (`steps.run_batches`, `source_items`).
 
 Batches per epoch from source s: `floor(floor(repeat_s · len_s) / (batch_size_s · world_size))`;
 that ratio between sources is the frequency with which a step draws from each.
@@ -26,73 +26,14 @@ that ratio between sources is the frequency with which a step draws from each.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Sampler
 
 from anymae.core.seeds import mix_seed
-from anymae.datasets.contract import DatasetView, SampleDataset, as_samples
-
-
-class SourceItems(DatasetView):
-    """Several datasets end to end; item i is `({name_s: x}, label)` of the source s holding it.
-
-    Args:
-        sources: name -> dataset (the name keys the modality dict of its items).
-    """
-
-    def __init__(self, sources: dict[str, Dataset]) -> None:
-        if not sources:
-            raise ValueError("SourceItems: expected at least one source")
-        self.names = list(sources)
-        self.sources: list[SampleDataset] = [as_samples(d) for d in sources.values()]
-        self.starts = [0]
-        for d in self.sources:
-            self.starts.append(self.starts[-1] + len(d))
-        super().__init__(self.sources[0])
-
-    def __len__(self) -> int:
-        return self.starts[-1]
-
-    def locate(self, index: int) -> tuple[int, int]:
-        """Global index -> (source, index within it)."""
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
-        s = bisect.bisect_right(self.starts, index) - 1
-        return s, index - self.starts[s]
-
-    def __getitem__(self, index: int) -> tuple[dict[str, Any], Any]:
-        s, j = self.locate(index)
-        x, label, *rest = self.sources[s][j]
-        return ({self.names[s]: x}, label, *rest)  # type: ignore[return-value]
-
-    @property  # type: ignore[override]
-    def labels(self) -> None:
-        return None
-
-    @property  # type: ignore[override]
-    def decode_cache(self) -> None:
-        return None  # each source keeps its own
-
-    @property  # type: ignore[override]
-    def stream(self) -> None:
-        return None
-
-    def set_epoch(self, epoch: int) -> None:
-        for d in self.sources:
-            d.set_epoch(epoch)
-
-    def skipped(self) -> int:
-        return sum(d.skipped() for d in self.sources)
-
-    def skip_report(self) -> str:
-        return "; ".join(r for r in (d.skip_report() for d in self.sources) if r)
-
-    def skipped_indices(self) -> list[int]:
-        return [self.starts[s] + j for s, d in enumerate(self.sources) for j in d.skipped_indices()]
+from anymae.datasets.mixed import SourceItems
 
 
 class SourceBatchSampler(Sampler[list[int]]):
@@ -195,3 +136,25 @@ class RunSourceBatchSampler(Sampler[list[tuple[int, int]]]):
             for _ in range((last - first) * self.accum_iter):
                 yield [(epoch, i) for i in next(batches)]
             it += last - first
+
+
+def source_items(dataset: Any) -> SourceItems | None:
+    """The `SourceItems` a dataset is or wraps (through `.dataset` links: seeding, caching), else None."""
+    seen = 0
+    while dataset is not None and seen < 16:
+        if isinstance(dataset, SourceItems):
+            return dataset
+        dataset, seen = getattr(dataset, "dataset", None), seen + 1
+    return None
+
+
+def run_source_sampler(
+    items: SourceItems, batch_size: int, *, world_size: int, rank: int, accum_iter: int, seed: int, start: int = 0,
+    stop: int | None = None,
+) -> RunSourceBatchSampler:
+    """The engine's sampler for a mixed dataset (every source at `batch_size` per rank, its repeat factor)."""
+    sampler = RunSourceBatchSampler(
+        items.sizes, batch_size, items.repeats, world_size=world_size, rank=rank, accum_iter=accum_iter, seed=seed,
+        start=start, stop=start + 1 if stop is None else stop,
+    )
+    return sampler

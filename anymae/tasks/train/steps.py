@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 from anymae.datasets.contract import SampleDataset
 from anymae.tasks.train.distributed import DistInfo, grad_sync
 from anymae.tasks.train.sampler import EpochItems, RunBatchSampler, mix_seed
+from anymae.tasks.train.source_sampler import run_source_sampler, source_items
 from anymae.tasks.train.stream import stream_batches
 from anymae.tasks.train.config import OptimConfig, RunConfig
 
@@ -130,7 +131,11 @@ def run_batches(
     """
     if dataset.stream is not None:
         return stream_batches(dataset, optim_cfg, run_cfg, info, start, stop)
-    sampler = RunBatchSampler(
+    mixed = source_items(dataset)  # data.source: mixed -> every batch from one source
+    sampler: Any = run_source_sampler(
+        mixed, optim_cfg.batch_size, world_size=info.world_size, rank=info.rank, accum_iter=optim_cfg.accum_iter,
+        seed=run_cfg.seed, start=start, stop=stop,
+    ) if mixed is not None else RunBatchSampler(
         len(dataset),
         optim_cfg.batch_size,
         world_size=info.world_size,
