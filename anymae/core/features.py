@@ -23,11 +23,14 @@ class Features:
         tokens: B×N×D per-token outputs (prefix tokens removed).
         prefix: B×P×D outputs of the prefix tokens (cls first, then registers); P may be 0.
         intermediates: outputs of the requested blocks, each B×(P+N)×D (before the final norm).
+        valid: B×N bool, False at padding (variable-length sequences, `Tokens.valid`); None = all
+            real. Pooling leaves padding out.
     """
 
     tokens: Tensor
     prefix: Tensor
     intermediates: list[Tensor] = field(default_factory=list)
+    valid: Tensor | None = None
 
     def pooled(self, kind: Pool) -> Tensor:
         """B×D (2·D for cls_max / mean_max): :func:`anymae.core.pooling.pool` of these features."""

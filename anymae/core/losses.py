@@ -51,9 +51,19 @@ class TokenNorm:
         mean, scale = self.stats(target)
         return (target - mean) / scale
 
-    def denormalize(self, values: Tensor, reference: Tensor) -> Tensor:
-        """Map normalized values back with the statistics of `reference` (raw B×N×P targets)."""
-        mean, scale = self.stats(reference)
+    def denormalize(
+        self, values: Tensor, reference: Tensor, mask: Tensor | None = None, stats: str = "own"
+    ) -> Tensor:
+        """Map normalized B×N×P `values` back to data units with the statistics of `reference` (raw
+        B×N×P targets): "own" = each token's own; "visible" = the mean statistics of the sample's
+        visible tokens (`mask` B×N, 1 = hidden: nothing from a hidden token is used)."""
+        mean, scale = self.stats(reference)  # B×N×P each
+        if stats == "visible":
+            if mask is None:
+                raise ValueError("stats='visible' needs the mask of hidden tokens")
+            vis = (1 - mask).unsqueeze(-1)  # B×N×1
+            mean = (mean * vis).sum(1, keepdim=True) / vis.sum(1, keepdim=True).clamp_min(1.0)  # B×1×P
+            scale = (scale * vis).sum(1, keepdim=True) / vis.sum(1, keepdim=True).clamp_min(1.0)
         return values * scale + mean
 
 

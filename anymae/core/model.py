@@ -413,7 +413,7 @@ class MaskedAutoencoder(nn.Module):
             return PackedFeatures(
                 tokens=latent[:, p:], prefix=latent[:, :p], intermediates=inter, segments=seg, num_segments=num
             )
-        return Features(tokens=latent[:, p:], prefix=latent[:, :p], intermediates=inter)
+        return Features(tokens=latent[:, p:], prefix=latent[:, :p], intermediates=inter, valid=tokens.valid)
 
     def reconstruct(self, out: MAEOutput, *, stats: Literal["own", "visible"] = "own") -> Any:
         """The reconstruction of one forward pass in the modality's data space.
@@ -430,17 +430,20 @@ class MaskedAutoencoder(nn.Module):
                 f"this model predicts {type(self.target).__name__} targets, not the input: "
                 "there is no reconstruction in the data space to show"
             )
+        if stats not in ("own", "visible"):
+            raise ValueError(f"stats={stats!r}: expected 'own' or 'visible'")
         raw = out.tokens.target  # B×N×P
         pred = out.pred
         if self.target_norm is not None:
-            mean, scale = self.target_norm.stats(raw)  # B×N×P each
-            if stats == "visible":
-                vis = (1 - out.mask).unsqueeze(-1)  # B×N×1
-                mean = (mean * vis).sum(1, keepdim=True) / vis.sum(1, keepdim=True)  # B×1×P
-                scale = (scale * vis).sum(1, keepdim=True) / vis.sum(1, keepdim=True)
-            elif stats != "own":
-                raise ValueError(f"stats={stats!r}: expected 'own' or 'visible'")
-            pred = pred * scale + mean
+            pred = self.target_norm.denormalize(pred, raw, out.mask, stats)
+        for term in self.terms:  # multi-modal models: each modality's own norm on its span's columns
+            norm, modality = getattr(term, "norm", None), getattr(term, "modality", None)
+            if norm is None or modality not in {span.modality for span in out.tokens.spans or ()}:
+                continue
+            span = out.tokens.span(modality)
+            a, b, p = span.start, span.end, span.target_dim
+            pred = pred.clone()
+            pred[:, a:b, :p] = norm.denormalize(pred[:, a:b, :p], raw[:, a:b, :p], out.mask[:, a:b], stats)
         scored = out.loss_weight.unsqueeze(-1)  # B×N×1
         return self.tokenizer.untokenize(raw * (1 - scored) + pred * scored, out.tokens)
 

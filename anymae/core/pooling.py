@@ -93,6 +93,9 @@ def pool(features: FeatureLike | Tensor, kind: Pool) -> Tensor:
         what = "a packed row of several samples" if segments is not None else "no prefix tokens (P=0)"
         raise ValueError(f"pooling {kind!r} needs a cls token, but the features have {what}; use 'mean' "
                          "(or default_pool(model), which follows the model)")
+    valid = None if isinstance(features, Tensor) else getattr(features, "valid", None)
+    if valid is not None and segments is None and not bool(valid.all()):
+        return _pool_valid(tokens, prefix, valid, kind)
     if segments is not None:
         num = int(getattr(features, "num_segments"))
         if kind == "mean_max":
@@ -109,6 +112,21 @@ def pool(features: FeatureLike | Tensor, kind: Pool) -> Tensor:
     if kind == "cls_max":
         return torch.cat([prefix[:, 0], tokens.amax(dim=1)], dim=-1)  # B×2D
     return torch.cat([tokens.mean(dim=1), tokens.amax(dim=1)], dim=-1)  # mean_max: B×2D
+
+
+def _pool_valid(tokens: Tensor, prefix: Tensor, valid: Tensor, kind: str) -> Tensor:
+    """`pool` over the real tokens only: tokens B×N×D, valid B×N bool (padding False) -> B×D'."""
+    w = valid.unsqueeze(-1).to(tokens.dtype)  # B×N×1
+    mean = (tokens * w).sum(1) / w.sum(1).clamp_min(1.0)  # B×D
+    most = tokens.masked_fill(~valid.unsqueeze(-1), float("-inf")).amax(dim=1)  # B×D
+    pooled = {"mean": mean, "max": most, "sum": (tokens * w).sum(1)}
+    if kind in pooled:
+        return pooled[kind]
+    if kind == "cls":
+        return prefix[:, 0]
+    if kind == "cls_max":
+        return torch.cat([prefix[:, 0], most], dim=-1)  # B×2D
+    return torch.cat([mean, most], dim=-1)  # mean_max: B×2D
 
 
 def segment_pool(x: Tensor, segments: Tensor, num: int, kind: str) -> Tensor:

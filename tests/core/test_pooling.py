@@ -141,3 +141,19 @@ def test_default_pool_of_real_presets() -> None:
         video = anymae.create_model("videomae_vit_tiny_patch8", depth=1, decoder_depth=1)
     assert image.encoder.cls_token is not None and default_pool(image) == "cls"
     assert video.encoder.num_prefix == 0 and default_pool(video) == "mean"
+
+
+def test_padding_is_left_out_of_every_pool() -> None:
+    """Features of variable-length sequences (LV-MAE): pooling reads the real tokens only."""
+    from anymae.core.features import Features
+
+    tokens = torch.tensor([[[1.0, 2.0], [3.0, -4.0], [100.0, 100.0]],
+                           [[5.0, 6.0], [7.0, 8.0], [9.0, 10.0]]])  # B=2, N=3, D=2; sample 0 padded at 2
+    valid = torch.tensor([[True, True, False], [True, True, True]])
+    feats = Features(tokens=tokens, prefix=tokens[:, :1] * 0, valid=valid)
+    torch.testing.assert_close(feats.pooled("mean"), torch.tensor([[2.0, -1.0], [7.0, 8.0]]))
+    torch.testing.assert_close(feats.pooled("max"), torch.tensor([[3.0, 2.0], [9.0, 10.0]]))
+    torch.testing.assert_close(feats.pooled("sum"), torch.tensor([[4.0, -2.0], [21.0, 24.0]]))
+    torch.testing.assert_close(feats.pooled("mean_max")[:, :2], feats.pooled("mean"))
+    unpadded = Features(tokens=tokens[1:], prefix=tokens[1:, :1] * 0, valid=valid[1:])
+    torch.testing.assert_close(unpadded.pooled("mean"), tokens[1:].mean(1))

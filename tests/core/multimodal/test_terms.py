@@ -82,3 +82,27 @@ def test_a_batch_of_one_modality_has_no_contrastive_pairs() -> None:
     out = model(audio, seeds=torch.arange(2))
     assert float(out.parts["contrastive"]) == 0.0 and "rec_video" in out.parts
     assert float(out.parts["rec_video"]) == 0.0 and float(out.loss) == pytest.approx(float(out.parts["rec_audio"]))
+
+
+def test_reconstruction_pictures_map_each_modalitys_norm_pix_predictions_back() -> None:
+    """CAV-MAE (norm_pix per modality): the scored tokens of `reconstruct` are the predictions in data
+    units, each span with its own statistics; unscored tokens are the input."""
+    import anymae
+
+    torch.manual_seed(0)
+    model = anymae.create_model("cavmae_tiny").eval()
+    batch = model.tokenizer.example(2)
+    out = model(batch, seeds=torch.arange(2))
+    recon = model.reconstruct(out)
+    raw = out.tokens.target
+    for term in model.terms:
+        if getattr(term, "modality", None) is None or term.norm is None:
+            continue
+        span = out.tokens.span(term.modality)
+        a, b, p = span.start, span.end, span.target_dim
+        mean, scale = term.norm.stats(raw[:, a:b, :p])
+        expected = out.pred[:, a:b, :p] * scale + mean  # hand: x̂ = pred · σ + μ of the token itself
+        tokens = model.tokenizer.tokenizers[term.modality](recon[term.modality]).target  # back to tokens
+        hidden = out.loss_weight[:, a:b].bool()
+        torch.testing.assert_close(tokens[hidden], expected[hidden], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(tokens[~hidden], raw[:, a:b, :p][~hidden], rtol=1e-5, atol=1e-5)
