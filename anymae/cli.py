@@ -165,11 +165,16 @@ def _reconstruct(cfg: Any) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from anymae.tasks.interop.export import export_model, timm_kwargs
-    from anymae.tasks.interop.formats import official_format
+    from anymae.tasks.interop.formats import formats_for, official_format
+    from anymae.tasks.interop.multimodal import describe, export_encoders
     from anymae.tasks.train.pretrain import load_pretrained
 
     model = load_pretrained(args.checkpoint)
     try:  # the formats come from the model's registered modality (interop/formats.py)
+        if args.format != "official" and formats_for(model.config, args.format).encoders is not None:
+            for enc, written in export_encoders(model, args.out, args.format):  # one encoder per modality
+                print(describe(enc, written, args.format))
+            return 0
         path = export_model(model, args.out, args.format)
     except ValueError as err:  # a format the modality does not have: the message lists those it has
         print(f"anymae export: error: {err}", file=sys.stderr)
@@ -307,7 +312,7 @@ COMMANDS: tuple[Command, ...] = (
             "reference release format.",
             "anymae.tasks.commands.export", "load_export_config", _export,
             (("export", "--checkpoint", TINY, "--format", "timm", "--out", "encoder.pth"),),
-            (_checkpoint(), _out("out", "the file written"),
+            (_checkpoint(), _out("out", "the file written (a multi-modal model: a folder, one file per modality)"),
              Flag("--format", "format", "timm, safetensors or official (sets format=...)",
                   {"choices": ["timm", "safetensors", "official"]}))),
     Command("info", "list modalities, presets, parameter counts, data sources",

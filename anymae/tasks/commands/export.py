@@ -14,7 +14,7 @@ class ExportConfig:
 
     Attributes:
         checkpoint: the pretraining checkpoint (`last.pt`).
-        out: the file written.
+        out: the file written (a multi-modal model: a folder that gets one file per modality).
         format: "timm" (encoder state dict for timm's VisionTransformer), "safetensors" (the same,
             config in the metadata) or "official" (the model's reference release format).
     """

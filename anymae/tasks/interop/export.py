@@ -5,6 +5,10 @@
 - "official": the whole MAE in its modality's reference release layout (MAE, Audio-MAE,
   VideoMAE, Point-MAE / Point-CMAE).
 
+A multi-modal model (CAV-MAE, MultiMAE, OmniMAE) is exported as one encoder per modality into the
+folder `out` (`interop.multimodal.export_encoders`: `<out>/<modality>.safetensors`, and for "timm"
+`<modality>.json` with that encoder's timm kwargs).
+
     anymae export --checkpoint runs/x/last.pt --format timm --out encoder.pth
     vit = timm.create_model("vit_base_patch16_224", pretrained=False, **timm_kwargs(config))
     vit.load_state_dict(torch.load("encoder.pth"), strict=True)
@@ -23,6 +27,7 @@ from torch import nn
 from anymae.core.io import atomic_path
 from anymae.tasks.interop.formats import formats_for, to_official_release
 from anymae.tasks.interop.mae import export_timm_encoder
+from anymae.tasks.interop.multimodal import export_encoders
 from anymae.tasks.train.checkpoint import save_checkpoint
 
 ExportFormat = Literal["timm", "safetensors", "official"]
@@ -35,7 +40,9 @@ def timm_kwargs(config: dict[str, Any]) -> dict[str, Any]:
         ValueError: the model's modality has no timm format (the message lists what it has).
     """
     timm_input = formats_for(config, "timm").timm_input
-    assert timm_input is not None  # formats_for checked it
+    if timm_input is None:  # a multi-modal row: its timm arguments differ per modality
+        raise ValueError(f"model {config.get('name')!r} is exported as one encoder per modality, each with its own "
+                         "timm arguments: see anymae.tasks.interop.multimodal.modality_encoders(model)")
     return {
         **timm_input(config),  # img_size, in_chans
         "patch_size": config["patch_size"],
@@ -51,11 +58,17 @@ def timm_kwargs(config: dict[str, Any]) -> dict[str, Any]:
 def export_model(model: nn.Module, out: str | os.PathLike[str], fmt: ExportFormat = "timm") -> Path:
     """Write `model`'s weights in `fmt`; returns the path. Every write is atomic.
 
+    A multi-modal model's "timm" / "safetensors" export is a folder of per-modality files
+    (`export_encoders`); the folder is returned.
+
     Raises:
         ValueError: `fmt` is unknown, or the model's modality does not support it (the message
             lists the formats it does support).
     """
-    formats_for(model.config, fmt)
+    row = formats_for(model.config, fmt)
+    if fmt != "official" and row.encoders is not None:
+        export_encoders(model, out, fmt)
+        return Path(out)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "official":

@@ -11,6 +11,13 @@ preset's `modality`) and take what `FORMATS[modality]` says; nothing is guessed 
 | points       | -                                 | Point-MAE / Point-CMAE `base_model`              |
 | graph        | -                                 | -                                                |
 | multichannel | -                                 | -                                                |
+| audio-visual | one ViT per modality (audio, video) | -                                              |
+| multi-image  | one ViT per modality (rgb, depth, ...) | -                                           |
+| image+video  | image: ViT; video: anymae layout  | -                                                |
+
+The three multi-modal rows export one encoder per modality (`interop.multimodal.modality_encoders`:
+each a timm ViT computing that modality's modality-only features; written as
+`<out>/<modality>.safetensors`).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from anymae.core.registry import get_entry
 from anymae.tasks.interop.audiomae import anymae_to_official_audiomae, audiomae_release_to_anymae
 from anymae.tasks.interop.keys import StateDict, unwrap_release
 from anymae.tasks.interop.mae import anymae_to_official_mae, mae_release_to_anymae
+from anymae.tasks.interop.multimodal import ModalityEncoder, modality_encoders
 from anymae.tasks.interop.points import anymae_to_point_release, point_release_to_anymae
 from anymae.tasks.interop.videomae import anymae_to_videomae, videomae_release_to_anymae
 from anymae.tasks.train.checkpoint import CheckpointError
@@ -61,15 +69,19 @@ class OfficialFormat:
 @dataclass(frozen=True)
 class ModalityFormats:
     """The formats of one modality: `timm_input(config)` gives the `img_size` / `in_chans` of the
-    timm ViT that holds its encoder (None: no timm / safetensors export); `official` its release."""
+    timm ViT that holds its encoder (None: no timm / safetensors export); `official` its release;
+    `encoders(model)` (multi-modal rows) the encoder once per modality, {modality: ModalityEncoder}
+    (timm kwargs + state dict), in place of `timm_input`."""
 
     modality: str
     timm_input: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
     official: OfficialFormat | None = None
+    encoders: Callable[[nn.Module], dict[str, ModalityEncoder]] | None = None
 
     @property
     def formats(self) -> tuple[str, ...]:
-        return (("timm", "safetensors") if self.timm_input else ()) + (("official",) if self.official else ())
+        timm = self.timm_input is not None or self.encoders is not None
+        return (("timm", "safetensors") if timm else ()) + (("official",) if self.official else ())
 
 
 def _image_input(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -112,9 +124,10 @@ FORMATS: dict[str, ModalityFormats] = {
     # no official release format to convert to (anymae checkpoints only)
     "volume": ModalityFormats("volume"),
     "features": ModalityFormats("features"),
-    "audio-visual": ModalityFormats("audio-visual"),
-    "multi-image": ModalityFormats("multi-image"),
-    "image+video": ModalityFormats("image+video"),
+    # one encoder per modality (interop/multimodal.py); OmniMAE's video path is not a timm ViT
+    "audio-visual": ModalityFormats("audio-visual", encoders=modality_encoders),
+    "multi-image": ModalityFormats("multi-image", encoders=modality_encoders),
+    "image+video": ModalityFormats("image+video", encoders=modality_encoders),
 }  # fmt: skip
 
 
