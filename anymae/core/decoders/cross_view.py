@@ -48,12 +48,9 @@ class CrossViewDecoder(MAEDecoder):
         rates = [cfg.drop_path * i / (cfg.depth - 1) if cfg.depth > 1 else 0.0 for i in range(cfg.depth)]
         self.blocks = nn.ModuleList(
             CrossBlock(cfg.dim, cfg.num_heads, self_attention=True, mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias,
-                       drop_path=rate, norm_eps=cfg.norm_eps)
+                       drop_path=rate, norm_eps=cfg.norm_eps, norm_context=norm_memory)
             for rate in rates
         )
-        if not norm_memory:
-            for block in self.blocks:
-                block.norm_k = nn.Identity()  # type: ignore[assignment]
         self.norm_memory = norm_memory
 
     def forward(  # type: ignore[override]
