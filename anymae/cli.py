@@ -163,33 +163,10 @@ def _reconstruct(cfg: Any) -> int:
     return 0
 
 
-def _cmd_export(args: argparse.Namespace) -> int:
-    from anymae.tasks.interop.export import export_model, timm_kwargs
-    from anymae.tasks.interop.formats import formats_for, official_format
-    from anymae.tasks.interop.multimodal import describe, export_encoders
-    from anymae.tasks.train.pretrain import load_pretrained
-
-    model = load_pretrained(args.checkpoint)
-    try:  # the formats come from the model's registered modality (interop/formats.py)
-        if args.format != "official" and formats_for(model.config, args.format).encoders is not None:
-            for enc, written in export_encoders(model, args.out, args.format):  # one encoder per modality
-                print(describe(enc, written, args.format))
-            return 0
-        path = export_model(model, args.out, args.format)
-    except ValueError as err:  # a format the modality does not have: the message lists those it has
-        print(f"anymae export: error: {err}", file=sys.stderr)
-        return 2
-    if args.format == "official":
-        print(f"wrote {path} (official, {official_format(model.config).reference} release layout)")
-    else:
-        print(f"wrote {path} ({args.format})")
-        kwargs = ", ".join(f"{k}={v!r}" for k, v in timm_kwargs(model.config).items())
-        print(f'load with: timm.create_model("vit_base_patch16_224", pretrained=False, {kwargs})')
-    return 0
-
-
 def _export(cfg: Any) -> int:
-    return _cmd_export(argparse.Namespace(checkpoint=cfg.checkpoint, out=cfg.out, format=cfg.format))
+    from anymae.tasks.commands.export import run_export
+
+    return run_export(cfg)
 
 
 def _info(cfg: Any) -> int:

@@ -13,7 +13,7 @@ them; the datasets in `datasets/volume` window CT intensities to [0, 1] before t
   cos d]); prefix (cls) tokens get none. The width must be divisible by 6, as the reference asserts.
 
 Pictures (`to_pictures`): the central slice across each axis (H, W, D) side by side, gray.
-The modality registers no presets of its own: recipes compose it (`recipes/hiendmae.py`).
+The modality registers no presets of its own: recipes compose it (`recipes/decoders/hiendmae.py`).
 """
 
 from __future__ import annotations

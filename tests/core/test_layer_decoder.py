@@ -20,7 +20,7 @@ from anymae.core.masking import make_masking
 from anymae.core.model import MaskedAutoencoder
 from anymae.core.pos_embed import FixedSinCos
 from anymae.modalities.image import ImageTokenizer
-from anymae.recipes.hiendmae import build_hiendmae
+from anymae.recipes.decoders.hiendmae import build_hiendmae
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

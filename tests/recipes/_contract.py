@@ -23,8 +23,9 @@ IMAGE_PRESET_RECIPES = ("colormae", "simmim")
 
 
 def recipes() -> list[str]:
-    """Every recipe: the modules of anymae/recipes/ (private ones left out) and `IMAGE_PRESET_RECIPES`."""
-    modules = {p.stem for p in (REPO / "anymae" / "recipes").glob("*.py") if not p.stem.startswith("_")}
+    """Every recipe: the modules below anymae/recipes/ (private ones and packages left out) and
+    `IMAGE_PRESET_RECIPES`."""
+    modules = {p.stem for p in (REPO / "anymae" / "recipes").rglob("*.py") if not p.stem.startswith("_")}
     return sorted(modules | set(IMAGE_PRESET_RECIPES))
 
 

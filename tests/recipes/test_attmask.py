@@ -1,4 +1,4 @@
-"""AttMask (anymae/recipes/attmask.py) against crossmodal_and_zoo.md B2 and gkakogeorgiou/attmask's code."""
+"""AttMask (anymae/recipes/masking/attmask.py) against crossmodal_and_zoo.md B2 and gkakogeorgiou/attmask's code."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DMJD (recipes/dmjd.py) against crossmodal_and_zoo.md B3 and mx-mark/DMJD's code: disjoint block masks
+"""DMJD (recipes/masking/dmjd.py) against crossmodal_and_zoo.md B3 and mx-mark/DMJD's code: disjoint block masks
 (19 of 49 cells per view at r = 0.6), 108-d HOG targets, the loss 0.5·(rec1 + rec2) + θ·visible
 distillation (smooth-L1 β 2, the reference's pairing), and the lr rule ×pred/mask = ×1.67."""
 

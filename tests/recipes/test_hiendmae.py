@@ -12,7 +12,7 @@ import anymae
 from anymae.cli import main
 from anymae.core.masking import gather_tokens
 from anymae.datasets.volume.synthetic import write_volume_folder
-from anymae.recipes.hiendmae import build_hiendmae
+from anymae.recipes.decoders.hiendmae import build_hiendmae
 from anymae.tasks.train.pretrain import load_pretrained
 
 pytestmark = pytest.mark.usefixtures("one_thread")

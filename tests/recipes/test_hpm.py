@@ -1,4 +1,4 @@
-"""HPM (anymae/recipes/hpm.py) against crossmodal_and_zoo.md B1 and the reference code."""
+"""HPM (anymae/recipes/masking/hpm.py) against crossmodal_and_zoo.md B1 and the reference code."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from anymae.core.skeleton.aux_heads import LossPrediction, standardized_mse
 from anymae.core.skeleton.teacher import EMATeacher
 from anymae.tasks.train.config import OptimConfig
 from anymae.tasks.train.run_length import resolve_run_length
-from anymae.recipes.hpm import HPMConfig, ema_schedule, hard_schedule
+from anymae.recipes.masking.hpm import HPMConfig, ema_schedule, hard_schedule
 
 
 def _tiny(**kw):  # type: ignore[no-untyped-def]

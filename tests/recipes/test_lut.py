@@ -1,4 +1,4 @@
-"""LUT (recipes/lut.py) against crossmodal_and_zoo.md B5 and naver-ai/lut's code: one noise, view 1 keeps
+"""LUT (recipes/masking/lut.py) against crossmodal_and_zoo.md B5 and naver-ai/lut's code: one noise, view 1 keeps
 ids_shuffle[:K] and view 2 ids_shuffle[K:2K]; MAE on view 1 only; the BYOL term by hand; the EMA
 teacher's update; LUT-B 124.25M; batch statistics over every process (SyncBN)."""
 

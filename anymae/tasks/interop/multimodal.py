@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from anymae.core.io import atomic_path
 from anymae.core.multimodal.encoder import MultiEncoder
-from anymae.recipes.omnimae import ImageAsClip
+from anymae.recipes.crossmodal.omnimae import ImageAsClip
 from anymae.tasks.interop.keys import StateDict
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors", ".bin", ".ckpt")

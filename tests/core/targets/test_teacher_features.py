@@ -13,7 +13,7 @@ from anymae.core.decoders.mae import DecoderConfig, MAEDecoder
 from anymae.core.model import MaskedAutoencoder
 from anymae.core.pos_embed import FixedSinCos
 from anymae.core.targets.teacher_features import TEACHER, TeacherFeatures, feature_norm
-from anymae.recipes._distill import image_teacher
+from anymae.recipes.targets._distill import image_teacher
 
 
 def _model(layer: int | None, norm: str) -> MaskedAutoencoder:

@@ -13,7 +13,7 @@ import yaml
 import anymae
 from anymae.cli import main
 from anymae.core.config import ConfigError
-from anymae.recipes._distill import image_teacher
+from anymae.recipes.targets._distill import image_teacher
 from anymae.tasks.train.checkpoint import CheckpointError, load_checkpoint
 from anymae.tasks.train.pretrain import load_pretrained
 from anymae.tasks.train.teacher_setup import attach_teacher_files

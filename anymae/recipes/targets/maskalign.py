@@ -31,7 +31,7 @@ from anymae.core.skeleton.distill_terms import MaskAlignLoss
 from anymae.core.skeleton.query_modes import EncoderOnlyMode, NoDecoder
 from anymae.core.targets.teacher_features import TEACHER, TeacherRequest
 from anymae.modalities.image import IMAGE_PRESETS, build_image_mae
-from anymae.recipes._distill import image_teacher, recipe_config, split_options
+from anymae.recipes.targets._distill import image_teacher, recipe_config, split_options
 
 
 @dataclass

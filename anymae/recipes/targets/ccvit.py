@@ -33,7 +33,7 @@ from anymae.core.registry import register_model
 from anymae.core.targets.centroid_mode import CentroidReplaceMode
 from anymae.core.targets.cls_branch import ClsPretrainBranch
 from anymae.core.targets.codebook import KMeansIds
-from anymae.recipes._beit import BEIT_MODE, TINY, BeitImageConfig, build_beit_like, build_encoder, rescale_blocks_, small
+from anymae.recipes.targets._beit import BEIT_MODE, TINY, BeitImageConfig, build_beit_like, build_encoder, rescale_blocks_, small
 
 BEIT_MASK = 0.3827  # int(196 · 0.3827) = 75 patches (BEiT v2 / CCViT num_mask_patches)
 CCVIT_REPLACED = 0.1021  # int(196 · 0.1021) = 20 patches replaced by their centroid (num_replaced_patches)

@@ -35,8 +35,8 @@ from anymae.core.registry import register_model
 from anymae.core.targets.cls_branch import ClsPretrainBranch
 from anymae.core.targets.vq import VQTokenizerIds
 from anymae.modalities.image import ImageTokenizer
-from anymae.recipes._beit import TINY, BeitImageConfig, build_beit_like, build_encoder, rescale_blocks_, small
-from anymae.recipes.ccvit import BEIT_MASK
+from anymae.recipes.targets._beit import TINY, BeitImageConfig, build_beit_like, build_encoder, rescale_blocks_, small
+from anymae.recipes.targets.ccvit import BEIT_MASK
 
 
 @dataclass

@@ -44,7 +44,7 @@ from anymae.core.schedules import Constant, Linear, Stages
 from anymae.core.skeleton import DropMode
 from anymae.core.skeleton.aux_heads import LossPrediction
 from anymae.core.skeleton.teacher import EMATeacher
-from anymae.recipes._on_base import build_base, recipe_config, split_options
+from anymae.recipes.masking._on_base import build_base, recipe_config, split_options
 
 TEACHER = "ema"
 _FIXED = ("masking", "masking_params")  # HPM's masking is its own (score_topk on predicted losses)

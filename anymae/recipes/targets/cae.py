@@ -40,7 +40,7 @@ from anymae.core.skeleton.modes import DropMode
 from anymae.core.skeleton.distill_terms import LatentAlignment
 from anymae.core.transformer import init_mae_
 from anymae.modalities.image import ImageMAEConfig, ImageTokenizer
-from anymae.recipes._distill import recipe_config, split_options
+from anymae.recipes.targets._distill import recipe_config, split_options
 
 
 @dataclass

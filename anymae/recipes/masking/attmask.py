@@ -45,7 +45,7 @@ from anymae.core.skeleton import ReplaceMode
 from anymae.core.skeleton.gated_terms import GatedReconstruction
 from anymae.core.skeleton.teacher import EMATeacher, FrozenTeacher, Momentum
 from anymae.core.targets.teacher_features import TEACHER  # also registers the teacher_cls_attention source
-from anymae.recipes._on_base import build_base, recipe_config, split_options
+from anymae.recipes.masking._on_base import build_base, recipe_config, split_options
 
 # the base options AttMask sets itself: its masking and ratio (pred_ratio) and the mode (replace)
 _FIXED = ("masking", "masking_params", "mask_ratio", "mode")

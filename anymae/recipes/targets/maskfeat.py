@@ -27,7 +27,7 @@ from anymae.core.build import config_dict, resolve_config
 from anymae.core.model import MaskedAutoencoder
 from anymae.core.registry import register_model
 from anymae.core.targets.hog import HOGTargets
-from anymae.recipes._beit import TINY, BeitImageConfig, build_beit_like, small
+from anymae.recipes.targets._beit import TINY, BeitImageConfig, build_beit_like, small
 
 
 @dataclass

@@ -27,7 +27,7 @@ from anymae.core.registry import register_model
 from anymae.core.skeleton.distill_terms import FeatureAlignment
 from anymae.core.targets.teacher_features import TEACHER, TeacherRequest
 from anymae.modalities.image import IMAGE_PRESETS, build_image_mae
-from anymae.recipes._distill import image_teacher, recipe_config, split_options
+from anymae.recipes.targets._distill import image_teacher, recipe_config, split_options
 
 
 @dataclass
