@@ -52,6 +52,7 @@ from anymae.core.encoder import TransformerEncoder
 from anymae.core.features import Features, PackedFeatures
 from anymae.core.losses import TokenNorm, get_loss
 from anymae.core.masking import MaskContext, MaskingStrategy, gather_tokens, make_plan
+from anymae.core.masking.scores import SAMPLE_GATE
 from anymae.core.seeds import DECODER_MASK_OFFSET, branch_seeds, fold_seeds, offset_seeds
 from anymae.core.skeleton.modes import DropMode, MaskingMode
 from anymae.core.skeleton.steps import Branch, BranchPlan, BranchSpec, Decoded, Encoded, MAEOutput, Pass
@@ -280,6 +281,7 @@ class MaskedAutoencoder(nn.Module):
                 inputs=view_inputs[spec.view] if view_inputs is not None else inputs, plans=[p.plan for p in out],
             )
             s = branch_seeds(row_seeds, k)
+            gate_before = shared.get(SAMPLE_GATE)
             if spec.whole:
                 plan = whole_plan(b, t.x.shape[1], t.x.device)
             else:
@@ -295,7 +297,11 @@ class MaskedAutoencoder(nn.Module):
                     coords=t.coords, context=context,
                 )
             query, weight = self.mode.plan_queries(plan, dec_plan)
-            out.append(BranchPlan(plan, query, weight, s, view=spec.view))
+            active = shared.get(SAMPLE_GATE)
+            active = None if active is gate_before else active  # this branch's per-sample gate, if any
+            if active is not None:
+                weight = weight * active.to(weight.dtype).unsqueeze(1)  # an unmasked sample scores nothing
+            out.append(BranchPlan(plan, query, weight, s, view=spec.view, active=active))
         return out
 
     def encode(
@@ -384,8 +390,9 @@ class MaskedAutoencoder(nn.Module):
                      view_tokens=views, view_inputs=inputs, view_targets=targets)
         loss, parts = self.loss_terms(state)
         first = branches[0]
+        mask = first.plan.mask if first.planned.active is None else first.plan.mask * first.planned.active.unsqueeze(1)
         return MAEOutput(
-            loss, first.predictions(), state.target, first.plan.mask, first.loss_weight(), first.plan, tokens,
+            loss, first.predictions(), state.target, mask, first.loss_weight(), first.plan, tokens,
             parts=parts, plans=[br.plan for br in branches],
         )
 

@@ -111,10 +111,12 @@ def test_each_image_is_masked_with_probability_masking_prob() -> None:
     assert again[SAMPLE_GATE].tolist() == gate[[5, 1]].tolist()
     out = model(x, seeds=seeds)
     per_image = ((out.pred - out.target) ** 2).mean(-1)  # B×N
-    w = out.loss_weight
+    w = out.plan.loss_mask  # the drawn hidden set of every image (an unmasked image has one too)
     expected = torch.stack([(per_image[b] * w[b]).sum() / w[b].sum() * gate[b] for b in range(8)]).mean()
     assert torch.allclose(out.parts["gated_rec"], expected, atol=1e-6)
     assert torch.allclose(out.loss, expected, atol=1e-6)  # the ungated `rec` has weight 0
+    on = gate.float().unsqueeze(1)  # B×1
+    assert torch.equal(out.loss_weight, w * on) and torch.equal(out.mask, out.plan.mask * on)  # nothing hidden
     rates = torch.cat([_plan(model, x, torch.arange(k, k + 8))[1][SAMPLE_GATE] for k in range(0, 800, 8)])
     assert abs(rates.float().mean().item() - 0.5) < 0.06
 
@@ -158,3 +160,18 @@ def test_configs_describe_their_run(config: str) -> None:
         assert model.config["steps_per_epoch"] == 1281167 // (cfg["optim"]["batch_size"] * 4) == 5338
         assert (model.encoder.dim, model.encoder.depth, model.config["drop_path"]) == (384, 12, 0.1)
         assert (model.masking.prob, model.masking.inner.ratio, model.masking.inner.ratio_var) == (0.5, 0.3, 0.2)
+
+
+def test_an_unmasked_image_is_encoded_whole() -> None:
+    """AttMask's reference encodes an image the gate leaves unmasked without any mask token: the
+    replace-mode encoder gets that image's own tokens, the masked images get [MASK] vectors."""
+    model = _tiny().eval()
+    x, seeds = torch.randn(8, 3, 32, 32), torch.arange(8)
+    tokens = model.tokenize(x)
+    planned = model.plan_masks(tokens, seeds=seeds, inputs=x, cache={})[0]
+    on = planned.active
+    assert on is not None and on.any() and (~on).any()
+    encoded = model.encode(tokens, planned).latent  # B×(P+N)×D
+    whole = model.run_encoder(tokens.x, tokens, None).latent  # every image without masking
+    torch.testing.assert_close(encoded[~on], whole[~on])
+    assert not torch.allclose(encoded[on], whole[on], atol=1e-4)

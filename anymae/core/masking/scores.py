@@ -271,8 +271,9 @@ class SampleGate:
     sample draws u from its own generator and is masked when `u <= prob` (the reference unmasks
     where `rand > masking_prob`). The B bools go to `context.cache[SAMPLE_GATE]`; a
     `GatedReconstruction` term counts only the gated samples' hidden tokens, so an ungated sample
-    contributes nothing to the masked-modelling loss, as in iBOT (its hidden set is still drawn:
-    use a mode where that costs nothing else, e.g. replace, where every token is encoded anyway).
+    contributes nothing to the masked-modelling loss, as in iBOT. Its hidden set is still drawn;
+    the model marks the sample inactive (`BranchPlan.active`): no loss weight, nothing shown as
+    hidden, and a replace-mode encoder sees its own tokens.
     """
 
     reads_context = True

@@ -240,6 +240,8 @@ class ReplaceMode:
     ) -> Encoded:
         """Every token, hidden ones replaced, through the encoder -> B×(P+N)×D (backbone: B×N×H)."""
         x = self.replace_hidden(tokens.x, planned.plan, model.mask_token, seeds=planned.seeds, generator=generator)
+        if planned.active is not None:  # samples a per-sample gate left unmasked are encoded whole
+            x = torch.where(planned.active.view(-1, 1, 1), x, tokens.x)  # B×N×D
         return model.run_encoder(x, tokens, None, taps=taps)
 
     def decode(
@@ -248,7 +250,10 @@ class ReplaceMode:
         """Project, re-mask and decode every token -> B×N×P."""
         rep = model.encoder_to_decoder(encoded.latent[:, encoded.num_prefix :])  # B×N×H'
         if self.remask:
-            rep = rep.masked_fill(planned.plan.mask.bool().unsqueeze(-1), 0.0)
+            hidden = planned.plan.mask.bool()  # B×N
+            if planned.active is not None:
+                hidden = hidden & planned.active.unsqueeze(1)
+            rep = rep.masked_fill(hidden.unsqueeze(-1), 0.0)
         return Decoded(pred=decoder(rep, tokens))
 
 

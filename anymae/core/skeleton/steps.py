@@ -114,6 +114,10 @@ class BranchPlan:
         seeds: the per-row seeds this branch drew from (None: batched draws), for later draws
             of the same branch (replacement sources).
         view: the view of the batch this branch reads (`BranchSpec.view`).
+        active: B bool, False for the samples a per-sample gate left unmasked
+            (`core.masking.scores.SampleGate`: iBOT / AttMask `masking_prob`); None = all masked.
+            Their plan still has its exact counts, but no loss counts them (`weight` is 0) and a
+            replace-mode encoder sees them whole.
     """
 
     plan: MaskPlan
@@ -121,6 +125,7 @@ class BranchPlan:
     weight: Tensor
     seeds: Tensor | None = None
     view: int = 0
+    active: Tensor | None = None
 
 
 @dataclass

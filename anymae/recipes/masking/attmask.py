@@ -14,10 +14,11 @@ a second, independent draw r' (`reveal_draw="independent"`, the default); `"same
 image is masked with probability `masking_prob` (0.5), otherwise not at all: `SampleGate` draws
 that per sample from its seed, and `GatedReconstruction` counts only the masked images' tokens,
 with iBOT's normalization (mean over each image's masked tokens, 0 for an unmasked image, mean
-over the batch). The plan still hides tokens in an ungated image (our plans have exact counts per
-sample); in replace mode every token is encoded anyway and nothing reads that image's
-reconstruction, so it only shows in `MAEOutput.mask` (the `rec` part logs the ungated loss, with
-weight 0).
+over the batch). The plan still draws a hidden set for an ungated image (our plans have exact
+counts per sample), but the branch marks the image inactive (`BranchPlan.active`): the
+replace-mode encoder sees its own tokens (no [MASK] vector, as the reference's unmasked image), no
+loss counts it and `MAEOutput.mask` shows nothing hidden (the `rec` part, weight 0, logs the
+masked images' plain mean).
 
 What differs from the reference (which trains iBOT: a DINO cls loss across 2 global + 10 local
 crops and a patch loss against the teacher's 8192-way patch distributions): there is no iBOT head
