@@ -51,10 +51,11 @@ from torch import Tensor, nn
 from anymae.core.encoder import TransformerEncoder
 from anymae.core.features import Features, PackedFeatures
 from anymae.core.losses import TokenNorm, get_loss
-from anymae.core.masking import MaskContext, MaskingStrategy, gather_tokens, make_plan
+from anymae.core.masking import MaskContext, MaskingStrategy, make_plan
 from anymae.core.masking.scores import SAMPLE_GATE
 from anymae.core.seeds import DECODER_MASK_OFFSET, branch_seeds, fold_seeds, offset_seeds
 from anymae.core.skeleton.modes import DropMode, MaskingMode
+from anymae.core.skeleton.positions import encode_with_positions
 from anymae.core.skeleton.steps import Branch, BranchPlan, BranchSpec, Decoded, Encoded, MAEOutput, Pass
 from anymae.core.skeleton.views import (
     Noise, nth_noise, reconstructed_views, resolve_branches, tokenize_views, whole_plan,
@@ -62,37 +63,6 @@ from anymae.core.skeleton.views import (
 from anymae.core.skeleton.terms import LossTerm, reconstruction_terms, total_loss
 from anymae.core.targets import TargetProvider
 from anymae.core.tokens import Tokens
-
-def encode_with_positions(
-    tokenizer: nn.Module, encoder: TransformerEncoder, x: Tensor, tokens: Tokens, index: Tensor | None, *,
-    taps: Sequence[int] = (), final_norm: bool = True,
-) -> Encoded:
-    """Encode token inputs with the tokenizer's positions (`MaskedAutoencoder.run_encoder`, teachers).
-
-    Args:
-        tokenizer: gives `pos_embed(grid, coords) -> (1|B)×N×D`.
-        encoder: the `TransformerEncoder`.
-        x: B×M×D token inputs without positions: the tokens at `index` (B×M), or all N in token
-            order when `index` is None.
-        tokens: the tokenized batch (layout for positions).
-        index: B×M token indices of `x`, or None.
-        taps: encoder block indices whose outputs to keep (`Encoded.taps`).
-        final_norm: apply the encoder's final norm.
-
-    Returns:
-        `Encoded` with B×(P+M)×D latent.
-    """
-    # several modalities (core.multimodal): each span's own positions; the encoder reads the spans
-    pos = tokenizer.positions(tokens) if tokens.spans else tokenizer.pos_embed(tokens.grid, tokens.coords)  # (1|B)×N×D
-    if index is not None:
-        pos = gather_tokens(pos, index)  # B×M×D
-    layers = tuple(i for i in range(encoder.depth) if i in taps)
-    spans = {"tokens": tokens, "index": index} if getattr(encoder, "reads_tokens", False) else {}
-    valid = tokens.valid if tokens.valid is None or index is None else torch.gather(tokens.valid, 1, index)  # B×M
-    padding = {"valid": valid} if valid is not None else {}  # padded sequences (Tokens.valid)
-    latent, inter = encoder(x, pos, return_layers=layers, final_norm=final_norm, **spans, **padding)
-    return Encoded(latent, encoder.num_prefix, dict(zip(layers, inter)))
-
 
 class MaskedAutoencoder(nn.Module):
     """The shared masked autoencoder, composed from a modality's parts and the core's (module doc).

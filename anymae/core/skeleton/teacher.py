@@ -47,7 +47,7 @@ from torch import Tensor, nn
 
 from anymae.core.encoder import TransformerEncoder
 from anymae.core.masking import gather_tokens
-from anymae.core.model import encode_with_positions
+from anymae.core.skeleton.positions import encode_with_positions
 from anymae.core.skeleton.steps import Encoded
 
 Heads = Literal["mean", "all"]
