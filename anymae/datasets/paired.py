@@ -40,7 +40,7 @@ from anymae.core.config import ConfigError
 from anymae.datasets.contract import SampleDataset
 from anymae.datasets.image.files import IMAGE_EXTENSIONS, load_rgb
 from anymae.datasets.scan import display_name, extension_filter, scan_folder, walk_files
-from anymae.datasets.skips import DataError, Skips, check_file, reason
+from anymae.datasets.skips import CountsSkips, DataError, Skips, check_file, reason
 from anymae.datasets.sources import SOURCES
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -117,7 +117,7 @@ def find_paired(root: Path, modalities: Sequence[str], layout: str) -> tuple[lis
     return classes, out
 
 
-class PairedImages(Dataset, SampleDataset):
+class PairedImages(CountsSkips, Dataset, SampleDataset):
     """Aligned images per modality; items `({modality: C×S×S}, label)` (module doc).
 
     Args:
@@ -184,17 +184,12 @@ class PairedImages(Dataset, SampleDataset):
             out[m] = x
         return out, label
 
+    def item_name(self, index: int) -> str:
+        """Item `index`'s name in the skip report."""
+        return display_name(next(iter(self.samples[index][0].values())))
+
     def __getitem__(self, index: int) -> tuple[dict[str, Tensor], int]:
         return self._skips.get(index, self._load)
-
-    def skipped(self) -> int:
-        return self._skips.count()
-
-    def skip_report(self) -> str:
-        return self._skips.report(lambda j: display_name(next(iter(self.samples[j][0].values()))))
-
-    def skipped_indices(self) -> list[int]:
-        return self._skips.indices()
 
 
 @dataclass

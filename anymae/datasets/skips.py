@@ -192,3 +192,28 @@ def reason(err: BaseException, limit: int = 240) -> str:
         text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     text = text if len(text) <= limit else text[: limit - 3] + "..."
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+class CountsSkips:
+    """The dataset contract's skip methods for a file dataset that holds a `Skips` as `self._skips`.
+
+    Put it before `SampleDataset` in the bases. `item_name(j)` names item j in the report (default:
+    the display name of `self.samples[j][0]`, the file of a `(path, label)` sample).
+    """
+
+    _skips: Skips
+
+    def item_name(self, index: int) -> str:
+        return display_name(self.samples[index][0])  # type: ignore[attr-defined]
+
+    def skipped(self) -> int:
+        """Distinct unusable items skipped so far, across all DataLoader workers."""
+        return self._skips.count()
+
+    def skip_report(self) -> str:
+        """One line: the skip count and the first skipped names."""
+        return self._skips.report(self.item_name)
+
+    def skipped_indices(self) -> list[int]:
+        """The items skipped so far, ascending (evaluation drops them from its scores)."""
+        return self._skips.indices()

@@ -58,7 +58,7 @@ from anymae.datasets.cache import DecodeCache
 from anymae.datasets.contract import SampleDataset
 from anymae.extras import require
 from anymae.datasets.scan import display_name
-from anymae.datasets.skips import DataError, Skips, check_file, reason
+from anymae.datasets.skips import CountsSkips, DataError, Skips, check_file, reason
 
 logger = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ class Augment:
     roll_mag: bool = False
 
 
-class AudioClips(Dataset, SampleDataset):
+class AudioClips(CountsSkips, Dataset, SampleDataset):
     """Audio files with labels; items are `(1×T×F normalized fbank, label)` (label rules: module doc).
 
     Args:
@@ -343,14 +343,4 @@ class AudioClips(Dataset, SampleDataset):
     def __getitem__(self, index: int) -> tuple[Tensor, Any]:
         return self._skips.get(index, self._load)
 
-    def skipped(self) -> int:
-        """How many distinct unusable files were skipped so far, across all workers."""
-        return self._skips.count()
 
-    def skip_report(self) -> str:
-        """One line: the skip count and the first skipped names."""
-        return self._skips.report(lambda j: display_name(self.samples[j][0]))
-
-    def skipped_indices(self) -> list[int]:
-        """The clips skipped so far (evaluation drops them from its scores)."""
-        return self._skips.indices()

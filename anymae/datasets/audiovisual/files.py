@@ -52,7 +52,7 @@ from anymae.datasets.cache import DecodeCache
 from anymae.datasets.contract import SampleDataset
 from anymae.datasets.image.transforms import eval_transform
 from anymae.datasets.scan import display_name
-from anymae.datasets.skips import DataError, Skips, check_file, reason
+from anymae.datasets.skips import CountsSkips, DataError, Skips, check_file, reason
 from anymae.extras import require
 
 AV_EXTENSIONS: tuple[str, ...] = (".mp4", ".mkv", ".webm", ".avi", ".mov")
@@ -176,7 +176,7 @@ def read_frames(path: str | Path, *, total: int = 10, seconds: float = 10.0) -> 
     return out
 
 
-class AudioVisualClips(Dataset, SampleDataset):
+class AudioVisualClips(CountsSkips, Dataset, SampleDataset):
     """Clips with sound; items `({"audio": 1×T×F, "video": 3×S×S}, label)` (module doc).
 
     Args:
@@ -272,13 +272,4 @@ class AudioVisualClips(Dataset, SampleDataset):
     def __getitem__(self, index: int) -> tuple[dict[str, Tensor], Any]:
         return self._skips.get(index, self._load)
 
-    def skipped(self) -> int:
-        """Distinct unusable clips skipped so far, across all workers."""
-        return self._skips.count()
 
-    def skip_report(self) -> str:
-        return self._skips.report(lambda j: display_name(self.samples[j][0]))
-
-    def skipped_indices(self) -> list[int]:
-        """The clips skipped so far (evaluation drops them from its scores)."""
-        return self._skips.indices()

@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 from anymae.datasets.contract import SampleDataset
 from anymae.datasets.multichannel.io import load_npy
 from anymae.datasets.scan import display_name, scan_folder
-from anymae.datasets.skips import DataError, Skips, check_file, reason
+from anymae.datasets.skips import CountsSkips, DataError, Skips, check_file, reason
 from anymae.modalities.features import FeatureBatch
 
 FEATURE_EXTENSIONS: tuple[str, ...] = (".npy", ".safetensors")
@@ -119,7 +119,7 @@ def pad_batch(items: Sequence[Tensor]) -> FeatureBatch:
     return FeatureBatch(feats, valid)
 
 
-class FeatureFiles(Dataset, SampleDataset):
+class FeatureFiles(CountsSkips, Dataset, SampleDataset):
     """Feature files in a folder tree (a folder per class, or flat); items `(L_i×F tensor, label)`.
 
     Args:
@@ -166,11 +166,4 @@ class FeatureFiles(Dataset, SampleDataset):
     def collate_x(self, xs: list[Any]) -> FeatureBatch:
         return pad_batch(xs)
 
-    def skipped(self) -> int:
-        return self._skips.count()
 
-    def skip_report(self) -> str:
-        return self._skips.report(lambda j: display_name(self.samples[j][0]))
-
-    def skipped_indices(self) -> list[int]:
-        return self._skips.indices()

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 from anymae.datasets.cache import DecodeCache
 from anymae.datasets.contract import SampleDataset
 from anymae.datasets.scan import display_name, scan_folder
-from anymae.datasets.skips import COMPRESSED_EXPANSION, DataError, Skips, check_declared_size, check_file, reason
+from anymae.datasets.skips import CountsSkips, COMPRESSED_EXPANSION, DataError, Skips, check_declared_size, check_file, reason
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def _normalize_extensions(extensions: Sequence[str]) -> tuple[str, ...]:
     return tuple(sorted({e.lower() if e.startswith(".") else "." + e.lower() for e in extensions}))
 
 
-class ImageFiles(Dataset, SampleDataset):
+class ImageFiles(CountsSkips, Dataset, SampleDataset):
     """Images in a folder tree; items are ``(transform(rgb_image), label)``.
 
     Layouts:
@@ -179,6 +179,10 @@ class ImageFiles(Dataset, SampleDataset):
         """The items' labels in index order (-1 when flat), without reading the images."""
         return [label for _, label in self.samples]
 
+    def item_name(self, index: int) -> str:
+        """Item `index`'s name in the skip report."""
+        return display_name(self.samples[index][0].relative_to(self.root).as_posix())
+
     def __getitem__(self, index: int) -> tuple[Any, int]:
         image, label = self._skips.get(index, self._load)
         return (image if self.transform is None else self.transform(image)), label
@@ -190,14 +194,4 @@ class ImageFiles(Dataset, SampleDataset):
         """The decoded file of item j (deterministic: what `run.cache` keeps, see `datasets.cache`)."""
         return load_rgb(self.samples[j][0])
 
-    def skipped(self) -> int:
-        """How many distinct unreadable files were skipped so far, across all workers."""
-        return self._skips.count()
 
-    def skip_report(self) -> str:
-        """One line for an end-of-run report: the skip count and the first skipped names."""
-        return self._skips.report(lambda j: display_name(self.samples[j][0].relative_to(self.root).as_posix()))
-
-    def skipped_indices(self) -> list[int]:
-        """The items skipped so far (evaluation drops them from its scores)."""
-        return self._skips.indices()

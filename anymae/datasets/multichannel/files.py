@@ -34,7 +34,7 @@ from anymae.datasets.cache import DecodeCache
 from anymae.datasets.contract import SampleDataset
 from anymae.modalities.multichannel import ChannelStack, channel_ids, collate_stacks
 from anymae.datasets.scan import display_name, scan_folder
-from anymae.datasets.skips import DataError, Skips
+from anymae.datasets.skips import CountsSkips, DataError, Skips
 from anymae.datasets.multichannel.io import (
     STACK_EXTENSIONS, Layout, check_finite, read_array, read_channel_image, to_chw,
 )
@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 _EPS = 1e-5  # InstanceNorm's eps, for per-image normalization
 
 
-class StackDataset(Dataset, SampleDataset):
+class StackDataset(CountsSkips, Dataset, SampleDataset):
     """What every multi-channel dataset shares: channel selection, normalization, cropping, skips.
 
     Args:
@@ -163,19 +163,12 @@ class StackDataset(Dataset, SampleDataset):
         x = self._cropped(self._normalized(self.read_used(index)), index)
         return ChannelStack(x.contiguous(), self.ids.clone())
 
+    def item_name(self, index: int) -> str:
+        """Item `index`'s name in the skip report."""
+        return self.name(index)
+
     def __getitem__(self, index: int) -> tuple[ChannelStack, int]:
         return self._skips.get(index, lambda j: (self.load(j), self.label(j)))
-
-    def skipped(self) -> int:
-        """Distinct unreadable samples skipped so far, across DataLoader workers."""
-        return self._skips.count()
-
-    def skip_report(self) -> str:
-        return self._skips.report(self.name)
-
-    def skipped_indices(self) -> list[int]:
-        """The items skipped so far (evaluation drops them from its scores)."""
-        return self._skips.indices()
 
 
 def _read_labels_csv(path: Path) -> dict[str, str]:

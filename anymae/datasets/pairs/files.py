@@ -32,7 +32,7 @@ from anymae.core.skeleton.steps import Views
 from anymae.datasets.contract import SampleDataset
 from anymae.datasets.image.files import IMAGE_EXTENSIONS, load_rgb
 from anymae.datasets.scan import display_name, extension_filter, walk_files
-from anymae.datasets.skips import DataError, Skips
+from anymae.datasets.skips import CountsSkips, DataError, Skips
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 JITTER = (0.6, 1.4)  # CroCo's acolor: brightness, contrast, saturation factors; hue 0
@@ -78,7 +78,7 @@ def _crop_box(image: Image.Image, size: int, path: Path, train: bool) -> tuple[i
     return (h - size) // 2, (w - size) // 2, size, size
 
 
-class ImagePairs(Dataset, SampleDataset):
+class ImagePairs(CountsSkips, Dataset, SampleDataset):
     """Image pairs as two views (module doc).
 
     Args:
@@ -108,6 +108,10 @@ class ImagePairs(Dataset, SampleDataset):
     def labels(self) -> list[int]:
         return [-1] * len(self.pairs)
 
+    def item_name(self, index: int) -> str:
+        """Item `index`'s name in the skip report."""
+        return display_name(self.pairs[index][0])
+
     def __getitem__(self, index: int) -> tuple[tuple[Tensor, Tensor], int]:
         return self._skips.get(index, self._load), -1
 
@@ -130,15 +134,6 @@ class ImagePairs(Dataset, SampleDataset):
     def collate_x(self, xs: list[Any]) -> Views:
         """[(view1 3×S×S, view2 3×S×S)] -> Views((B×3×S×S, B×3×S×S))."""
         return Views((torch.stack([a for a, _ in xs]), torch.stack([b for _, b in xs])))
-
-    def skipped(self) -> int:
-        return self._skips.count()
-
-    def skip_report(self) -> str:
-        return self._skips.report(lambda j: display_name(self.pairs[j][0]))
-
-    def skipped_indices(self) -> list[int]:
-        return self._skips.indices()
 
 
 def write_pair_folder(root: str | Path, count: int, *, size: int = 40, shift: int = 6, seed: int = 0) -> Path:

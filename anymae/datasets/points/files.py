@@ -25,13 +25,13 @@ from anymae.datasets.contract import SampleDataset
 from anymae.datasets.points.readers import ALL_EXTENSIONS, read_cloud
 from anymae.datasets.points.transforms import CloudPipeline, check_cloud, resample
 from anymae.datasets.scan import display_name, extension_filter, walk_files
-from anymae.datasets.skips import COMPRESSED_EXPANSION, DataError, Skips, check_declared_size, reason
+from anymae.datasets.skips import CountsSkips, COMPRESSED_EXPANSION, DataError, Skips, check_declared_size, reason
 
 
 SUBSAMPLE_FLOOR = 16384  # clouds are cut to max(8 × num_points, this) points at their first read
 
 
-class PointCloudDataset(Dataset, SampleDataset):
+class PointCloudDataset(CountsSkips, Dataset, SampleDataset):
     """Base of the point datasets: items `(num_points×3 float tensor, label)`, errors or counted skips.
 
     Subclasses implement `_load(j) -> (N×3 array, source name)`, deterministic (what `run.cache`
@@ -68,19 +68,12 @@ class PointCloudDataset(Dataset, SampleDataset):
         points, source = self.decode_cache(j)
         return self.pipeline(points, source), self.labels[j]
 
+    def item_name(self, index: int) -> str:
+        """Item `index`'s name in the skip report."""
+        return self.names[index]
+
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         return self._skips.get(index, self._item)
-
-    def skipped(self) -> int:
-        """Distinct unusable samples skipped so far, across workers."""
-        return self._skips.count()
-
-    def skip_report(self) -> str:
-        return self._skips.report(lambda j: self.names[j])
-
-    def skipped_indices(self) -> list[int]:
-        """The items skipped so far (evaluation drops them from its scores)."""
-        return self._skips.indices()
 
 
 class PointFiles(PointCloudDataset):

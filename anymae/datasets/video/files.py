@@ -43,7 +43,7 @@ from torch.utils.data import Dataset
 from anymae.datasets.contract import SampleDataset
 from anymae.extras import require
 from anymae.datasets.scan import Layout, display_name, extension_filter, scan_layout, walk_files
-from anymae.datasets.skips import DataError, Skips, file_problem, reason
+from anymae.datasets.skips import CountsSkips, DataError, Skips, file_problem, reason
 from anymae.datasets.video.sampling import dense_test_indices, dense_train_indices, segment_test_indices, segment_train_indices
 from anymae.datasets.video.transforms import (
     PRETRAIN_SCALES,
@@ -211,7 +211,7 @@ def scan_videos(root: str | Path, layout: Layout = "auto") -> tuple[list[str], l
     return classes, [VideoItem(p, label) for p, label in samples]
 
 
-class VideoClips(Dataset, SampleDataset):
+class VideoClips(CountsSkips, Dataset, SampleDataset):
     """Clips of videos (see the module doc for inputs, items and errors).
 
     Args:
@@ -322,6 +322,10 @@ class VideoClips(Dataset, SampleDataset):
         clips = self._train_clips(reader)
         return (clips[0] if self.num_sample == 1 else torch.stack(clips)), item.label
 
+    def item_name(self, index: int) -> str:
+        """Item `index`'s name in the skip report."""
+        return display_name(self.items[index].path)
+
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         return self._skips.get(index, self._load)
 
@@ -331,13 +335,4 @@ class VideoClips(Dataset, SampleDataset):
             return torch.cat(xs, dim=0)  # item-major: clips of item i at rows i·k ... i·k + k - 1
         return torch.stack(xs)
 
-    def skipped(self) -> int:
-        """Distinct unreadable videos skipped so far, across all workers."""
-        return self._skips.count()
 
-    def skip_report(self) -> str:
-        return self._skips.report(lambda j: display_name(self.items[j].path))
-
-    def skipped_indices(self) -> list[int]:
-        """The videos skipped so far (evaluation drops them from its scores)."""
-        return self._skips.indices()

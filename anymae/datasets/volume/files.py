@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 from anymae.datasets.cache import DecodeCache
 from anymae.datasets.contract import SampleDataset
 from anymae.datasets.scan import display_name, scan_layout, walk_files
-from anymae.datasets.skips import DataError, Skips
+from anymae.datasets.skips import CountsSkips, DataError, Skips
 from anymae.datasets.volume.io import VOLUME_SUFFIXES, is_volume_name, read_volume
 
 CT_WINDOW: tuple[float, float] = (-175.0, 250.0)  # Hi-End-MAE's intensities (HU), scaled to [0, 1]
@@ -63,7 +63,7 @@ def window(x: Tensor, limits: Sequence[float] | None) -> Tensor:
     return (x.clamp(lo, hi) - lo) / (hi - lo)
 
 
-class VolumeFiles(Dataset, SampleDataset):
+class VolumeFiles(CountsSkips, Dataset, SampleDataset):
     """Volume files in a folder (a sub-folder per class, or flat) or one file (module doc).
 
     Args:
@@ -155,15 +155,11 @@ class VolumeFiles(Dataset, SampleDataset):
             x = self._augment(x)
         return x.contiguous()
 
+    def item_name(self, index: int) -> str:
+        """Item `index`'s name in the skip report."""
+        return self.name(index)
+
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         return self._skips.get(index, lambda j: (self.load(j), self.samples[j][1]))
 
-    def skipped(self) -> int:
-        return self._skips.count()
-
-    def skip_report(self) -> str:
-        return self._skips.report(self.name)
-
-    def skipped_indices(self) -> list[int]:
-        return self._skips.indices()
 
