@@ -8,18 +8,21 @@ images, WAV clips, MP4 videos, PLY point clouds), then
   user would, for `--steps` optimizer steps, and reads its rate two ways: steps / wall time of the
   whole process (start-up included) and the steady rate the engine logged after its first rows;
 - **bare**: builds the same model (same config and seed) and the same batches (the run's data
-  order and per-sample seeds, read once into memory), and times the same number of bare steps
-  (forward + backward + the engine's fused AdamW, in the run's precision) in this process.
+  order and per-sample seeds, read once into memory), and times bare steps (forward + backward +
+  the engine's fused AdamW, in the run's precision) in this process, before and after each run.
 
 It prints steps/s of both and the ratio run / bare (1.0 = the run costs nothing beyond the model),
-the seconds of the run spent outside its steady steps (start-up, first batches, shutdown), and
-the loader's work: the CPU time of making one step's batches on one thread (as in a worker). On
-a machine whose cores the loader workers share with the model, the steady ratio cannot pass
-step / (step + loader work / cores).
+each run against the mean of the bare rates timed just before and just after it (the load of a
+shared host drifts), the seconds of the run spent outside its steady steps (start-up, first
+batches, shutdown), and the loader's work: the CPU time of making one step's batches on one
+thread (as in a worker), from the decoded-file cache the run also fills. The bare rate is a mean
+over the timed steps, as the run's logged rate is (a median would flatter it by dropping the
+slow steps). With ``--repeat N`` every figure is the median [min–max] of N runs.
 
     python benchmarks/end_to_end.py --quick                  # the tiny image preset, few steps
     python benchmarks/end_to_end.py                          # every modality's tiny preset
     python benchmarks/end_to_end.py --vit-b                  # also ViT-B/16 images (224², batch 8)
+    python benchmarks/end_to_end.py --cases image audio --repeat 3   # 3 runs each, median [min–max]
     python benchmarks/end_to_end.py --set run.num_workers=0 --set run.cache=false   # any run setting
 """
 
@@ -33,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from anymae.datasets.audio.synthetic import write_audio_folder  # noqa: E402
+from anymae.datasets.cache import prepare_cache  # noqa: E402
 from anymae.datasets.image.synthetic import write_image_folder  # noqa: E402
 from anymae.datasets.points.synthetic import synthetic_shape, write_cloud  # noqa: E402
 from anymae.datasets.seeding import SeededSamples  # noqa: E402
@@ -105,7 +110,7 @@ class Case:
 
 CASES: dict[str, Case] = {
     "image": Case("configs/mae_vit_tiny_cpu.yaml", 560, lambda r, n: _images(r, n, 32, "png")),
-    "audio": Case("configs/audiomae_tiny_cpu.yaml", 96, _clips),
+    "audio": Case("configs/audiomae_tiny_cpu.yaml", 96, _clips, steps=100),  # its full length; 40 steps last 2 s
     "video": Case("configs/videomae_vit_tiny_cpu.yaml", 48, _videos),
     "points": Case("configs/pointmae_tiny_cpu.yaml", 128, _clouds, data={"source": "point_files"}),
     "graph": Case("configs/graphmae_gat_tiny_cpu.yaml", 1, None),  # one generated 210-node graph per step
@@ -129,64 +134,103 @@ def run_cli(config: str, overrides: list[str], out_dir: Path, steps: int) -> dic
     return {"wall_s": wall, "steps_per_s": steps / wall, "rows": rows, "header": header}  # type: ignore[dict-item]
 
 
-def bare_rate(config: str, overrides: list[str], steps: int, warmup: int = 2) -> dict[str, float]:
-    """The same model's bare steps on the run's batches held in memory: steps/s (median of steps)."""
+@dataclass
+class Bare:
+    """The same model, optimizer and batches as a run, held in this process for timing bare steps."""
+
+    cfg: Any
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    batches: list[Any]
+    amp: torch.dtype | None
+    load_s: float  # CPU time of making one step's batches on one thread, after the run's cache is filled
+
+
+def prepare_bare(config: str, overrides: list[str], steps: int) -> Bare:
+    """Build the run's model (same config and seed) and its first batches (its data order, per-sample
+    seeds and decoded-file cache, `run.cache`), and time making them on one thread."""
     cfg = load_pretrain_config(config, overrides)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.run.seed)
         model = build_model(cfg.model)
-    data = SeededSamples(build_dataset(cfg.data, split="pretrain", model_config=model.config), cfg.run.seed)
+    dataset = build_dataset(cfg.data, split="pretrain", model_config=model.config)
+    prepare_cache(dataset, cfg.run.cache, cfg.run.cache_mb)  # as the engine does before its loader starts
+    data = SeededSamples(dataset, cfg.run.seed)
     device = torch.device("cpu")
     loader_cfg = RunConfig(out_dir="unused", seed=cfg.run.seed, num_workers=0)
-    held = min(steps, 16) * cfg.optim.accum_iter
+    held = min(steps, 16)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in a loader worker: the CPU time of making one step's batches
+    list(run_batches(data, cfg.optim, loader_cfg, DistInfo(device=device), 0, 1))  # first touch of the cache
     began = time.perf_counter()
-    batches = list(run_batches(data, cfg.optim, loader_cfg, DistInfo(device=device), 0, held // cfg.optim.accum_iter))
-    load_s = (time.perf_counter() - began) / (held // cfg.optim.accum_iter)
+    batches = list(run_batches(data, cfg.optim, loader_cfg, DistInfo(device=device), 0, held))
+    load_s = (time.perf_counter() - began) / held
     torch.set_num_threads(threads)
     amp, _ = choose_precision(cfg.run.precision, device)
     optimizer = build_optimizer(model, lr=1e-4, weight_decay=cfg.optim.weight_decay, betas=cfg.optim.betas,
                                 optimizer=cfg.optim.optimizer, decay_all=cfg.optim.decay_all)  # fmt: skip
-    model.train()
+    return Bare(cfg, model, optimizer, batches, amp, load_s)
+
+
+def bare_rate(bare: Bare, steps: int, warmup: int = 2) -> dict[str, float]:
+    """Bare steps (forward + backward + the engine's fused AdamW, in the run's precision) on the held
+    batches: steps/s as a mean over the timed steps (as the run's rate is) and as their median."""
+    accum = bare.cfg.optim.accum_iter
+    bare.model.train()
     times = []
     for i in range(warmup + steps):
         began = time.perf_counter()
-        for micro in range(cfg.optim.accum_iter):
-            x, _label, seeds = to_device(batches[(i * cfg.optim.accum_iter + micro) % len(batches)], device)
-            with torch.autocast("cpu", dtype=amp, enabled=amp is not None):
-                loss = model(x, seeds=seeds).loss
-            (loss / cfg.optim.accum_iter).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        for micro in range(accum):
+            x, _label, seeds = to_device(bare.batches[(i * accum + micro) % len(bare.batches)], torch.device("cpu"))
+            with torch.autocast("cpu", dtype=bare.amp, enabled=bare.amp is not None):
+                loss = bare.model(x, seeds=seeds).loss
+            (loss / accum).backward()
+        bare.optimizer.step()
+        bare.optimizer.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - began)
-    step_s = statistics.median(times[warmup:])
-    return {"steps_per_s": 1 / step_s, "samples_per_step": cfg.optim.batch_size * cfg.optim.accum_iter,
-            "load_s": load_s}  # fmt: skip
+    timed = times[warmup:]
+    return {"steps_per_s": len(timed) / sum(timed), "median_steps_per_s": 1 / statistics.median(timed)}
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} [{min(values):.2f}–{max(values):.2f}]" if len(values) > 1 else \
+        f"{values[0]:.2f}"
 
 
 def bench(name: str, case: Case, args: argparse.Namespace, work: Path) -> dict[str, object]:
+    """``--repeat`` rounds of bare steps, then the CLI run, then bare steps again: each run is compared
+    with the mean of the bare rates measured just before and just after it (load on a shared host
+    drifts)."""
     steps = case.steps if case.steps is not None and not args.quick else args.steps
     items = case.items if not args.quick else max(case.items // 2, 16)
-    out_dir = work / f"{name}_run"
     preset = yaml.safe_load((ROOT / case.config).read_text())
     if case.write is not None:
         root = case.write(work / f"{name}_files", items)
         preset["data"] = {**(case.data or preset["data"]), "root": str(root)}  # the preset, reading the files
     config = work / f"{name}.yaml"
     config.write_text(yaml.safe_dump(preset))
-    overrides = [*case.overrides, f"run.out_dir={out_dir}", f"run.max_steps={steps}",
-                 f"run.log_every={max(1, steps // 6)}", "run.tensorboard=false", "run.device=cpu", *args.set]
-    bare = bare_rate(str(config), overrides, min(steps, 60))  # a median over ≤ 60 steps
-    run = run_cli(str(config), overrides, out_dir, steps)
-    rows = run["rows"]
-    steady_rows = [r["samples_per_s"] for r in rows[1:]] or [rows[0]["samples_per_s"]]  # type: ignore[index]
-    steady = statistics.median(steady_rows) / bare["samples_per_step"]
-    return {"case": name, "config": case.config, "files": items, "steps": steps,
-            "run_steps_per_s": run["steps_per_s"], "run_steady_steps_per_s": steady, "run_wall_s": run["wall_s"],
-            "bare_steps_per_s": bare["steps_per_s"], "ratio": run["steps_per_s"] / bare["steps_per_s"],
-            "steady_ratio": steady / bare["steps_per_s"], "run_header": run["header"],
-            "outside_steps_s": run["wall_s"] - steps / steady, "load_s_per_step": bare["load_s"]}  # fmt: skip
+    common = [*case.overrides, f"run.max_steps={steps}", f"run.log_every={max(1, steps // 6)}",
+              "run.tensorboard=false", "run.device=cpu", *args.set]  # fmt: skip
+    bare = prepare_bare(str(config), [*common, "run.out_dir=unused"], steps)
+    bare_steps = min(steps, 60)
+    rates = [bare_rate(bare, bare_steps)]
+    runs = []
+    for r in range(args.repeat):
+        out_dir = work / f"{name}_run{r}"
+        runs.append(run_cli(str(config), [*common, f"run.out_dir={out_dir}"], out_dir, steps))
+        rates.append(bare_rate(bare, bare_steps))
+    samples = bare.cfg.optim.batch_size * bare.cfg.optim.accum_iter
+    rounds = []
+    for r, run in enumerate(runs):
+        rows = run["rows"]
+        steady_rows = [row["samples_per_s"] for row in rows[1:]] or [rows[0]["samples_per_s"]]  # type: ignore[index]
+        steady = statistics.median(steady_rows) / samples
+        around = (rates[r]["steps_per_s"] + rates[r + 1]["steps_per_s"]) / 2  # the bare rate around this run
+        rounds.append({"run_steps_per_s": run["steps_per_s"], "run_steady_steps_per_s": steady,
+                       "run_wall_s": run["wall_s"], "bare_steps_per_s": around, "ratio": run["steps_per_s"] / around,
+                       "steady_ratio": steady / around, "outside_steps_s": run["wall_s"] - steps / steady})  # fmt: skip
+    return {"case": name, "config": case.config, "files": items, "steps": steps, "rounds": rounds,
+            "bare_rates": rates, "run_header": runs[-1]["header"], "load_s_per_step": bare.load_s}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vit-b", action="store_true", help="also ViT-B/16 images (224², batch 8): minutes on a CPU")
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 40, --quick 8)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra run setting")
+    parser.add_argument("--repeat", type=int, default=1, help="CLI runs per case, each between two bare timings "
+                        "(median [min–max] printed)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     args.steps = args.steps or (8 if args.quick else 40)
@@ -214,15 +260,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{name} ({result['config']}, {result['files']} files, {result['steps']} steps)")
             for line in result["run_header"]:  # type: ignore[union-attr]
                 print(f"  | {line}")
-            print(f"  run   {result['run_steps_per_s']:.3f} steps/s over {result['run_wall_s']:.1f} s (start-up "
-                  f"included), steady {result['run_steady_steps_per_s']:.3f} steps/s")
-            print(f"  bare  {result['bare_steps_per_s']:.3f} steps/s (forward + backward + AdamW, batches in memory)")
-            load, step = result["load_s_per_step"], 1 / result["bare_steps_per_s"]  # type: ignore[operator]
-            cores = torch.get_num_threads()  # the loader's work and the model's share these cores
-            print(f"  loader work: {load:.3f} s per step on 1 thread = {load / step:.0%} of a bare step; on "
-                  f"{cores} cores shared, steady ≤ {step / (step + load / cores):.2f}")
-            print(f"  ratio run/bare {result['ratio']:.2f} (steady {result['steady_ratio']:.2f}); outside the steps "
-                  f"(start-up, first batches, shutdown): {result['outside_steps_s']:.1f} s")
+            rounds = result["rounds"]  # type: ignore[assignment]
+            pick = {key: [r[key] for r in rounds] for key in rounds[0]}  # type: ignore[index]
+            print(f"  run   {_spread(pick['run_steps_per_s'])} steps/s over {_spread(pick['run_wall_s'])} s (start-up "
+                  f"included), steady {_spread(pick['run_steady_steps_per_s'])} steps/s")
+            bare_mean = [r["steps_per_s"] for r in result["bare_rates"]]  # type: ignore[union-attr]
+            bare_median = [r["median_steps_per_s"] for r in result["bare_rates"]]  # type: ignore[union-attr]
+            print(f"  bare  {_spread(bare_mean)} steps/s (mean over the timed steps; their median "
+                  f"{_spread(bare_median)}), forward + backward + AdamW on batches in memory, before and after each run")
+            load, step = result["load_s_per_step"], 1 / statistics.median(bare_mean)  # type: ignore[operator]
+            print(f"  loader work: {load:.3f} s per step on 1 thread (decoded files cached as in the run) = "
+                  f"{load / step:.0%} of a bare step")
+            print(f"  ratio run/bare {_spread(pick['ratio'])}; steady/bare {_spread(pick['steady_ratio'])} over "
+                  f"{len(rounds)} run(s); outside the steps (start-up, first batches, shutdown): "
+                  f"{_spread(pick['outside_steps_s'])} s")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -3,7 +3,8 @@
 Randomness flows from one run seed (DESIGN: "one seed; a resumed run continues exactly"):
 
 - `sample_seed(base, epoch, index)`: one sample's seed (augmentation and, through the batch's
-  seeds, its mask); `datasets/seeding.py` hands it out with each item.
+  seeds, its mask); `datasets/seeding.py` hands it out with each item (`sample_seeds`: a whole
+  batch's at once, the same values).
 - `mix_seed(*values)`: run-level streams (the epoch's data order, dropout per step and rank,
   data-loader worker seeds; `tasks/train`).
 - `fold_seeds(seeds, rows)`: the per-sample seeds of a batch folded into one seed per token row,
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -60,13 +62,80 @@ def _seed_from_entropy(entropy: list[int]) -> int:
     return int(word) >> 1
 
 
+# numpy's SeedSequence hash (the constants of its `bit_generator` module, from M. E. O'Neill's
+# seed_seq_fe): 32-bit multiply-xorshift mixing of the entropy words into a pool of 4 words.
+_POOL = 4
+_INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38DED
+_MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
+
+
+def _seed_sequence_words(entropy: np.ndarray) -> np.ndarray:
+    """Rows of uint32 entropy words -> each row's ``SeedSequence(row).generate_state(1, uint64)[0]``.
+
+    numpy's SeedSequence hash, vectorized over rows: the same result for every row as numpy
+    builds one ``SeedSequence`` per row (tested against it), in one pass of array operations for a
+    whole batch of samples instead of ~30 µs per sample.
+
+    Args:
+        entropy: B×n uint32, n >= 4 words per row (each below 2**32, as SeedSequence splits them).
+
+    Returns:
+        B uint64.
+    """
+    words = entropy.astype(np.uint64)  # B×n; products are reduced mod 2**32 by hand below
+    mask = np.uint64(MASK32)
+    hash_const = _INIT_A
+
+    def hashmix(value: np.ndarray) -> np.ndarray:
+        nonlocal hash_const
+        value = value ^ np.uint64(hash_const)
+        hash_const = (hash_const * _MULT_A) & MASK32
+        value = (value * np.uint64(hash_const)) & mask
+        return value ^ (value >> np.uint64(16))
+
+    def mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        result = (np.uint64(_MIX_L) * x + (np.uint64(MASK32 + 1) - (np.uint64(_MIX_R) * y) & mask)) & mask
+        return result ^ (result >> np.uint64(16))
+
+    pool = [hashmix(words[:, i]) for i in range(_POOL)]  # 4 × B
+    for src in range(_POOL):
+        for dst in range(_POOL):
+            if src != dst:
+                pool[dst] = mix(pool[dst], hashmix(pool[src]))
+    for src in range(_POOL, words.shape[1]):
+        for dst in range(_POOL):
+            pool[dst] = mix(pool[dst], hashmix(words[:, src]))
+    out, hash_const = [], _INIT_B
+    for i in range(2):  # two uint32 state words -> one little-endian uint64
+        value = pool[i] ^ np.uint64(hash_const)
+        hash_const = (hash_const * _MULT_B) & MASK32
+        value = (value * np.uint64(hash_const)) & mask
+        out.append(value ^ (value >> np.uint64(16)))
+    return out[0] | (out[1] << np.uint64(32))
+
+
+def sample_seeds(base_seed: int, epoch: int, indices: Sequence[int]) -> list[int]:
+    """``[sample_seed(base_seed, epoch, i) for i in indices]``, hashed together in one pass.
+
+    The same values (tested), for a batch at ~2.5 µs per sample instead of numpy's ~30 µs per
+    ``SeedSequence``; for one sample numpy's own object is faster (`sample_seed`).
+    """
+    head = seed_words("base_seed", base_seed) + seed_words("epoch", epoch)
+    rows = [head + seed_words("index", i) for i in indices]
+    if not rows:
+        return []
+    words = _seed_sequence_words(np.asarray(rows, dtype=np.uint64))  # B
+    return [int(w) >> 1 for w in words.tolist()]
+
+
 def sample_seed(base_seed: int, epoch: int, index: int) -> int:
     """A well-mixed 63-bit seed for one sample of one epoch.
 
     The three inputs are each written as two fixed uint32 words (so no two different triples
     give the same entropy), hashed by numpy's ``SeedSequence`` (the hash numpy uses to spawn
-    independent streams), and the first 64-bit output word is shifted right by one to fit in a
-    signed int64 (a LongTensor after default collation).
+    independent streams), and the first
+    64-bit output word is shifted right by one to fit in a signed int64 (a LongTensor after
+    default collation).
 
     Args:
         base_seed: the run's seed, in [0, 2**64).

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from anymae.core.seeds import MASK32, sample_seed, seed_words
+from anymae.core.seeds import MASK32, sample_seed, sample_seeds, seed_words
 from anymae.datasets.contract import DatasetView, dataset_name
 
 __all__ = ["SeededSamples", "sample_seed"]
@@ -62,23 +62,35 @@ class SeededSamples(DatasetView):
         return (*batch, torch.tensor(seeds, dtype=torch.long))
 
     def __getitem__(self, index: int) -> tuple[Any, Any, int]:
-        s = sample_seed(self.base_seed, self.epoch, index)
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[Any, Any, int]]:
+        """``[self[i] for i in indices]``, saving and restoring the caller's RNG states once.
+
+        A DataLoader given a batch sampler asks for a whole batch through this method. Every item
+        still gets its own seeds (so the items equal those read one by one), but the numpy state
+        (a 624-word array, ~70 µs to save and restore) and python's are copied once per batch.
+        """
         py_state = random.getstate()
         np_state = np.random.get_state()
+        items: list[tuple[Any, Any, int]] = []
         try:
             with torch.random.fork_rng(devices=[]):
-                torch.random.default_generator.manual_seed(s)
-                random.seed(s)
-                np.random.seed([s & MASK32, s >> 32])
-                item = self.dataset[index]
+                for index, s in zip(indices, sample_seeds(self.base_seed, self.epoch, indices), strict=True):
+                    torch.random.default_generator.manual_seed(s)
+                    random.seed(s)
+                    np.random.seed([s & MASK32, s >> 32])
+                    items.append((*self._pair(self.dataset[index]), s))
         finally:
             random.setstate(py_state)
             np.random.set_state(np_state)
+        return items
+
+    def _pair(self, item: Any) -> tuple[Any, Any]:
         if not isinstance(item, (tuple, list)) or len(item) != 2:
             raise TypeError(
                 f"SeededSamples expects the wrapped {dataset_name(self.dataset)} to return "
                 f"(x, label), got {type(item).__name__}"
                 + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else "")
             )
-        x, label = item
-        return x, label, s
+        return item[0], item[1]

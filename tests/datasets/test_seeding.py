@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from anymae.datasets.image.files import ImageFiles
+from anymae.core.seeds import sample_seeds
 from anymae.datasets.seeding import SeededSamples, sample_seed
 from anymae.datasets.image.synthetic import write_image_folder
 from anymae.datasets.image.transforms import pretrain_transform
@@ -125,3 +126,37 @@ class _Bare(Dataset):
 def test_inner_dataset_must_return_a_pair():
     with pytest.raises(TypeError, match=r"_Bare.*\(x, label\)"):
         SeededSamples(_Bare(), 0)[0]
+
+
+def test_a_batch_read_at_once_equals_its_items_read_one_by_one_and_restores_the_callers_rngs():
+    ds = SeededSamples(_Draws(), base_seed=5)
+    torch.manual_seed(11)
+    random.seed(11)
+    np.random.seed(11)
+    states = torch.get_rng_state(), random.getstate(), np.random.get_state()
+    batch = ds.__getitems__([2, 0, 2, 1])
+    assert batch == [ds[2], ds[0], ds[2], ds[1]]  # every item under its own seed, whatever its neighbours
+    assert torch.equal(torch.get_rng_state(), states[0]) and random.getstate() == states[1]
+    assert np.array_equal(np.random.get_state()[1], states[2][1])
+
+
+def test_a_batch_with_an_item_that_is_not_a_pair_names_the_dataset_and_restores_the_rngs():
+    state = random.getstate()
+    with pytest.raises(TypeError, match=r"_Bare.*\(x, label\)"):
+        SeededSamples(_Bare(), 0).__getitems__([0])
+    assert random.getstate() == state
+
+
+def test_a_batchs_seeds_hashed_together_equal_numpys_seed_sequence_per_sample():
+    rng = random.Random(0)
+    for _ in range(40):
+        base, epoch = rng.getrandbits(64), rng.getrandbits(rng.choice([1, 12, 64]))
+        indices = [rng.getrandbits(rng.choice([1, 20, 64])) for _ in range(rng.randint(1, 70))]
+        want = [int(np.random.SeedSequence([base & 0xFFFFFFFF, base >> 32, epoch & 0xFFFFFFFF, epoch >> 32,
+                                            i & 0xFFFFFFFF, i >> 32]).generate_state(1, np.uint64)[0]) >> 1
+                for i in indices]  # fmt: skip
+        assert sample_seeds(base, epoch, indices) == want == [sample_seed(base, epoch, i) for i in indices]
+    assert sample_seeds(0, 0, []) == []
+    assert sample_seeds(1, 2, [3, 0]) == [sample_seed(1, 2, 3), sample_seed(1, 2, 0)]
+    with pytest.raises(ValueError, match="index"):
+        sample_seeds(0, 0, [1, -1])

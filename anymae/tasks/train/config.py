@@ -114,6 +114,9 @@ class RunConfig:
             reason are logged (see ``steps.choose_precision``).
         device: "auto" = CUDA when available (``cuda:LOCAL_RANK``), else CPU.
         num_workers: DataLoader worker processes, started once and kept for the whole run.
+        worker_nice: how far the workers' priority is lowered below the model's threads (0–19,
+            as ``nice``); "auto" = 10 on a CPU device (workers then fill the time the model's
+            threads leave idle instead of pre-empting them), 0 on an accelerator. Logged.
         cache: keep the dataset's decoded files (images, waveforms, point clouds, channel arrays:
             what its reader decodes before any random augmentation) in memory, decoded once at the
             start: true (YAML also reads ``on``), false (``off``), or "auto" = true when the decoded
@@ -138,6 +141,7 @@ class RunConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     device: Device = "auto"
     num_workers: int = 4
+    worker_nice: int | Literal["auto"] = "auto"
     cache: bool | Literal["auto"] = "auto"
     cache_mb: float = 512.0
     on_nan: Literal["stop", "skip"] = "stop"
@@ -155,6 +159,8 @@ class RunConfig:
         _check(self.precision in ("auto", "fp32", "bf16"), "precision", self.precision,
                "'auto', 'fp32' or 'bf16'")
         _check_execution(self.device, self.num_workers)
+        _check(self.worker_nice == "auto" or (not isinstance(self.worker_nice, bool) and isinstance(self.worker_nice, int)
+               and 0 <= self.worker_nice <= 19), "worker_nice", self.worker_nice, "'auto' or an int in [0, 19]")
         _check(self.cache in (True, False, "auto"), "cache", self.cache, "true, false or 'auto'")
         _check(self.cache_mb >= 0, "cache_mb", self.cache_mb, ">= 0")
         _check(self.on_nan in ("stop", "skip"), "on_nan", self.on_nan, "'stop' or 'skip'")

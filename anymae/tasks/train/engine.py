@@ -53,7 +53,8 @@ from anymae.tasks.train.optim import build_optimizer
 from anymae.tasks.train.sampler import mix_seed, steps_per_epoch
 from anymae.tasks.train.source_sampler import run_source_sampler, source_items
 from anymae.tasks.train.schedule import absolute_lr, lr_at, set_lr
-from anymae.tasks.train.steps import Objective, accumulate, choose_precision, run_batches, thread_placement
+from anymae.tasks.train.steps import Objective, accumulate, choose_precision, run_batches
+from anymae.tasks.train.workers import thread_placement, worker_nice
 from anymae.tasks.train.config import OptimConfig, RunConfig
 
 log = logging.getLogger(__name__)
@@ -280,7 +281,8 @@ def _train(
     header = [f"precision: {run_info['precision']} ({precision_why})", _schedule_line(schedule, optim_cfg, total)]
     batches: Iterator[Any] = iter(())
     if start < total:
-        header += [prepare_cache(dataset, run_cfg.cache, run_cfg.cache_mb), thread_placement(run_cfg.num_workers)]
+        header += [prepare_cache(dataset, run_cfg.cache, run_cfg.cache_mb),
+                   thread_placement(run_cfg.num_workers, worker_nice(run_cfg.worker_nice, info.device))]
         batches = run_batches(dataset, optim_cfg, run_cfg, info, start, total)  # one loader for the whole run
     if info.is_main:
         print("\n".join(header), file=sys.stderr, flush=True)

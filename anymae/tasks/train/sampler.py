@@ -17,7 +17,8 @@ items are exactly those of a loader re-created per epoch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from itertools import groupby
 from typing import Any
 
 import torch
@@ -155,8 +156,16 @@ class EpochItems(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, key: tuple[int, int]) -> Any:
-        epoch, index = key
-        if epoch != self.epoch:
-            self.dataset.set_epoch(epoch)
-            self.epoch = epoch
-        return self.dataset[index]
+        return self.__getitems__([key])[0]
+
+    def __getitems__(self, keys: Sequence[tuple[int, int]]) -> list[Any]:
+        """The items of a batch (a DataLoader asks for whole batches through this), one epoch at a time."""
+        items: list[Any] = []
+        for epoch, group in groupby(keys, key=lambda key: key[0]):
+            if epoch != self.epoch:
+                self.dataset.set_epoch(epoch)
+                self.epoch = epoch
+            indices = [index for _, index in group]
+            many = getattr(self.dataset, "__getitems__", None)  # SeededSamples: one RNG save per batch
+            items += many(indices) if many is not None else [self.dataset[i] for i in indices]
+        return items

@@ -30,6 +30,7 @@ from anymae.tasks.train.distributed import DistInfo, grad_sync
 from anymae.tasks.train.sampler import EpochItems, RunBatchSampler, mix_seed
 from anymae.tasks.train.source_sampler import run_source_sampler, source_items
 from anymae.tasks.train.stream import stream_batches
+from anymae.tasks.train.workers import worker_init, worker_nice
 from anymae.tasks.train.config import OptimConfig, RunConfig
 
 Objective = Callable[[nn.Module, Any], tuple[Tensor, Mapping[str, Any]]]
@@ -124,7 +125,8 @@ def run_batches(
 
     One DataLoader for the whole run: its ``num_workers`` processes start once and live until the
     iterator is dropped (see ``sampler.RunBatchSampler``). Each worker computes with one torch
-    thread (torch sets it); the main process keeps its threads for the model. Worker RNG seeds
+    thread (torch sets it) at a lower priority on a CPU (``workers``); the main process keeps its
+    threads for the model. Worker RNG seeds
     come from (seed, start, rank); the items' own randomness comes from the dataset's per-sample
     seeds, whichever process reads them. A dataset with a ``stream`` (tar shards) is read as a
     stream instead (``stream.stream_batches``).
@@ -152,18 +154,9 @@ def run_batches(
         num_workers=run_cfg.num_workers,
         pin_memory=info.device.type == "cuda",
         generator=torch.Generator().manual_seed(mix_seed(run_cfg.seed, start, info.rank)),  # worker seeds
+        worker_init_fn=worker_init(worker_nice(run_cfg.worker_nice, info.device)),
     )
     return iter(loader)
-
-
-def thread_placement(num_workers: int) -> str:
-    """One line: where the loader's processes and the model's threads compute."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    model = f"the model computes with {torch.get_num_threads()} torch thread(s) on {cpus} CPU(s)"
-    if num_workers == 0:
-        return f"threads: the main process loads the data; {model}"
-    return (f"threads: {num_workers} loader worker process(es), 1 torch thread each, kept for the whole run; "
-            f"{model}")
 
 
 def accumulate(

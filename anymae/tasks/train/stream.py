@@ -52,6 +52,7 @@ from anymae.datasets.shards.manifest import ShardError
 from anymae.tasks.train.config import OptimConfig, RunConfig
 from anymae.tasks.train.distributed import DistInfo
 from anymae.tasks.train.sampler import epoch_permutation, steps_per_epoch
+from anymae.tasks.train.workers import worker_init, worker_nice
 
 Segment = tuple[int, int, int]  # (shard index in the selection, first position, end position)
 
@@ -203,5 +204,6 @@ def stream_batches(
         batches, batch_size=None, collate_fn=_as_is, num_workers=run_cfg.num_workers,
         pin_memory=info.device.type == "cuda",
         generator=torch.Generator().manual_seed(mix_seed(run_cfg.seed, start, info.rank)),
+        worker_init_fn=worker_init(worker_nice(run_cfg.worker_nice, info.device)),
     )  # fmt: skip
     return iter(loader)

@@ -31,12 +31,8 @@ def _normalize(x: torch.Tensor) -> torch.Tensor:
 
 def test_pretrain_transform_is_the_mae_augmentation():
     t = pretrain_transform(16)
-    crop, flip, to_tensor, norm = t.transforms
-    assert isinstance(crop, T.RandomResizedCrop) and crop.size == (16, 16)
-    assert crop.scale == (0.2, 1.0) and crop.interpolation == InterpolationMode.BICUBIC
-    assert isinstance(flip, T.RandomHorizontalFlip) and flip.p == 0.5
-    assert isinstance(to_tensor, T.ToTensor)
-    assert tuple(norm.mean) == IMAGENET_MEAN and tuple(norm.std) == IMAGENET_STD
+    assert t.size == 16 and t.scale == (0.2, 1.0) and t.RATIO == (3 / 4, 4 / 3) and t.hflip
+    assert t.mean == IMAGENET_MEAN and t.std == IMAGENET_STD
 
 
 def test_pretrain_transform_matches_a_manual_crop_flip_normalize():
@@ -55,8 +51,7 @@ def test_pretrain_transform_matches_a_manual_crop_flip_normalize():
 
 def test_pretrain_transform_without_flip_and_custom_scale():
     t = pretrain_transform(8, scale=(0.5, 0.5), hflip=False)
-    assert not any(isinstance(s, T.RandomHorizontalFlip) for s in t.transforms)
-    assert t.transforms[0].scale == (0.5, 0.5)
+    assert not t.hflip and t.scale == (0.5, 0.5)
 
 
 def test_eval_transform_resizes_256_center_crops_224_at_224():
@@ -115,3 +110,46 @@ def test_finetune_transform_follows_the_reference() -> None:
     a, b = train_tf(img), train_tf(img)
     assert a.shape == (3, 32, 32) and not torch.equal(a, b)  # random augmentation
     torch.testing.assert_close(eval_tf(img), eval_transform(32)(img))
+
+
+def _torchvision_pretrain(size: int, scale=(0.2, 1.0), hflip: bool = True) -> T.Compose:
+    """MAE's main_pretrain.py augmentation as torchvision composes it (the reference for PretrainAugment)."""
+    steps = [T.RandomResizedCrop(size, scale=scale, interpolation=InterpolationMode.BICUBIC)]
+    steps += [T.RandomHorizontalFlip()] if hflip else []
+    return T.Compose([*steps, T.ToTensor(), T.Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))])
+
+
+@pytest.mark.parametrize("w, h, size, scale, hflip", [
+    (40, 30, 16, (0.2, 1.0), True),    # downscaled crops
+    (32, 32, 32, (0.2, 1.0), True),    # the tiny preset: crops at most the output size (upscaled or kept)
+    (300, 12, 24, (0.2, 1.0), True),   # a strip: every try misses, the centre crop fallback
+    (12, 300, 24, (0.5, 0.9), False),  # a tall strip, no flip
+    (64, 48, 16, (1.0, 1.0), True),    # the whole area
+])
+def test_pretrain_augment_equals_torchvision_bit_for_bit_and_draw_for_draw(w, h, size, scale, hflip):
+    ours, reference = pretrain_transform(size, scale=scale, hflip=hflip), _torchvision_pretrain(size, scale, hflip)
+    for seed in range(25):
+        img = _photo(w, h, seed)
+        torch.manual_seed(seed)
+        got = ours(img)
+        after = torch.get_rng_state()
+        torch.manual_seed(seed)
+        want = reference(img)
+        assert torch.equal(got, want), f"seed {seed}"
+        assert torch.equal(after, torch.get_rng_state()), "the same number of RNG draws"
+    gray = _photo(w, h, 99).convert("L")
+    one_channel = pretrain_transform(size, scale=scale, hflip=hflip, mean=(0.5,), std=(0.25,))
+    torch.manual_seed(1)
+    got = one_channel(gray)
+    torch.manual_seed(1)
+    steps = _torchvision_pretrain(size, scale, hflip).transforms[:-1] + [T.Normalize(mean=[0.5], std=[0.25])]
+    assert torch.equal(got, T.Compose(steps)(gray))
+
+
+def test_pretrain_augment_names_what_it_cannot_read():
+    with pytest.raises(TypeError, match="RGB or L PIL image, got Tensor"):
+        pretrain_transform(16)(torch.zeros(3, 16, 16))
+    with pytest.raises(TypeError, match="of mode RGBA"):
+        pretrain_transform(16)(Image.new("RGBA", (20, 20)))
+    with pytest.raises(ValueError, match="1 channel"):
+        pretrain_transform(16)(Image.new("L", (20, 20)))  # ImageNet statistics have 3 channels

@@ -16,7 +16,8 @@ from anymae.tasks.train.distributed import DistInfo
 from anymae.tasks.train.engine import pretrain_objective, train
 from anymae.tasks.train.logging import read_metrics
 from anymae.tasks.train.sampler import EpochItems, RunBatchSampler, ShardedBatchSampler
-from anymae.tasks.train.steps import run_batches, thread_placement
+from anymae.tasks.train.steps import run_batches
+from anymae.tasks.train.workers import AUTO_CPU_NICE, thread_placement, worker_nice
 from tests.tasks.train._train_script import NoisyPictures, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -93,12 +94,50 @@ def test_workers_give_the_items_of_the_main_process():
         assert torch.equal(a[0], b[0]) and torch.equal(a[2], b[2])  # pictures with their noise, and seeds
 
 
-def test_thread_placement_names_workers_and_model_threads():
+def test_thread_placement_names_workers_their_priority_and_model_threads():
     threads = torch.get_num_threads()
     assert thread_placement(0).startswith("threads: the main process loads the data; the model computes with "
                                           f"{threads} torch thread(s)")
     assert thread_placement(3).startswith("threads: 3 loader worker process(es), 1 torch thread each, kept for the "
                                           "whole run;")
+    assert ", at nice +10 (below the model: run.worker_nice)," in thread_placement(2, 10)
+
+
+def test_worker_nice_auto_lowers_workers_on_a_cpu_only():
+    assert worker_nice("auto", torch.device("cpu")) == AUTO_CPU_NICE == 10
+    assert worker_nice("auto", torch.device("cuda", 0)) == 0
+    assert worker_nice(3, torch.device("cpu")) == 3 and worker_nice(0, torch.device("cpu")) == 0
+    for bad in (20, -1, True, "low"):
+        with pytest.raises(ValueError, match="worker_nice"):
+            RunConfig(out_dir="x", worker_nice=bad)
+
+
+class _Niceness(Dataset, SampleDataset):
+    """Items (the reading process's niceness, its pid)."""
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, index: int) -> tuple[int, int]:
+        return os.nice(0), os.getpid()
+
+
+@pytest.mark.parametrize("setting, raised", [("auto", AUTO_CPU_NICE), (0, 0), (4, 4)])
+def test_the_runs_loader_workers_run_at_the_chosen_priority_and_the_main_process_keeps_its_own(setting, raised):
+    base = os.nice(0)
+    run_cfg = RunConfig(out_dir="unused", num_workers=1, worker_nice=setting)
+    batches = list(run_batches(SeededSamples(_Niceness(), 0), OptimConfig(batch_size=4), run_cfg, CPU, 0, 2))
+    nice = {int(v) for x, _pid, _seed in batches for v in x}
+    pids = {int(v) for _x, pid, _seed in batches for v in pid}
+    assert nice == {min(base + raised, 19)} and os.getpid() not in pids
+    assert os.nice(0) == base
+
+
+def test_a_batch_that_spans_two_epochs_reads_each_item_in_its_own_epoch():
+    data = _Tagged(5)
+    items = EpochItems(data).__getitems__([(0, 3), (0, 1), (1, 3), (1, 0)])
+    assert [x for x, _pid in items] == [3000, 1000, 3001, 1]
+    assert data.epochs_set == [0, 1]
 
 
 def _run(tmp_path, name, **optim):
