@@ -41,6 +41,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/multichannel_step.py
 	$(PY) benchmarks/end_to_end.py
 	$(PY) benchmarks/shards.py
+	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+		$(PY) benchmarks/image_step.py --precision all --compile inductor --no-memory; \
+		$(PY) benchmarks/video_step.py --precision all --compile inductor; \
+	fi
 
 clean:
 	rm -rf $(VENV) runs/demo

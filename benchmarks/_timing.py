@@ -102,16 +102,31 @@ def time_variants(
     make_step: Callable[[torch.nn.Module, str], Callable[[], float]],
     device: torch.device,
     steps: int,
+    compile_backend: str | None = None,
 ) -> tuple[dict[str, int], dict[str, list[float]]]:
     """HF in fp32 (the reference) and in each asked precision, anymae in each asked precision, every
     variant a copy of the same initial weights; -> (FLOPs per step, alternated step times) by
-    "<model> <precision>". `make_step(model, kind)` builds one step of `model` ("hf" or "anymae")."""
+    "<model> <precision>". `make_step(model, kind)` builds one step of `model` ("hf" or "anymae").
+
+    With ``compile_backend`` every model is compiled in place (``nn.Module.compile``) after its
+    FLOPs are counted eagerly; two untimed rounds then compile (and settle any recompile) before
+    the timed ones, so the figures are compiled steps against compiled steps."""
     variants = [("hf", prec) for prec in dict.fromkeys(["fp32", *precisions])]
     built: dict[str, Callable[[], float]] = {}
+    models: list[torch.nn.Module] = []
     for kind, prec in variants + [("anymae", prec) for prec in precisions]:
         model = copy.deepcopy(hf if kind == "hf" else ours).to(device)
+        models.append(model)
         built[f"{kind} {prec}"] = in_precision(make_step(model, kind), prec, device)
     flops = {k: step_flops(s) for k, s in built.items()}  # also the warm-up step
+    if compile_backend is not None:
+        for model in models:
+            model.compile(backend=compile_backend)
+        began = time.perf_counter()
+        times = alternate(built, steps, device, warmup=2)
+        print(f"compiled with backend={compile_backend}; compile + 2 warm-up rounds and the timed steps took "
+              f"{time.perf_counter() - began:.0f} s")
+        return flops, times
     return flops, alternate(built, steps, device)
 
 

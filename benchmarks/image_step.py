@@ -128,6 +128,8 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", default="fp32", help="fp32 | bf16 (autocast) | all (both, side by side)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
+    p.add_argument("--compile", default=None, metavar="BACKEND",
+                   help="torch.compile every model in place first (inductor, aot_eager); minutes on a CPU")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--memory-of", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -140,7 +142,8 @@ def main() -> None:
     hf, ours = build_pair(args)
     x = torch.randn(args.batch, 3, args.img, args.img, device=device)
     n = ours.tokenizer.grid[0] * ours.tokenizer.grid[1]
-    flops, times = time_variants(hf, ours, precisions, lambda m, kind: make_step(m, kind, x, n), device, args.steps)
+    flops, times = time_variants(hf, ours, precisions, lambda m, kind: make_step(m, kind, x, n), device, args.steps,
+                                 compile_backend=args.compile)
     ceiling = ceilings(device, ["fp32", "bf16"])
     print(f"{args.model} {args.img}² batch {args.batch} mask {args.mask} on {device} "
           f"({torch.get_num_threads()} threads), {args.steps} timed steps each (ABBA)")

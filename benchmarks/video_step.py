@@ -80,6 +80,8 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", default="fp32", help="fp32 | bf16 (autocast) | all (both, side by side)")
     p.add_argument("--profile", type=int, default=0, metavar="N", help="print the top-N ops of one anymae step")
+    p.add_argument("--compile", default=None, metavar="BACKEND",
+                   help="torch.compile every model in place first (inductor, aot_eager); minutes on a CPU")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = p.parse_args()
     args.sizes = {}
@@ -98,7 +100,8 @@ def main() -> None:
 
     masks = [make_plan(ours.masking, tok.grid, args.batch, device=device, seeds=torch.arange(args.batch) + 100 * i)
              .mask.bool() for i in range(args.steps + 3)]  # fmt: skip
-    flops, times = time_variants(hf, ours, precisions, lambda m, kind: make_step(m, kind, x, masks), device, args.steps)
+    flops, times = time_variants(hf, ours, precisions, lambda m, kind: make_step(m, kind, x, masks), device, args.steps,
+                                 compile_backend=args.compile)
     ceiling = ceilings(device, ["fp32", "bf16"])
     c = ours.config
     print(f"{args.model} {c['num_frames']}×{c['img_size']}² tubelet {c['tubelet_size']}×{c['patch_size']}² "

@@ -169,7 +169,7 @@ def write_shards(
                 if problem is not None:
                     raise DataError(problem)
                 sample, label = _sample(adapter, dataset, j, index)
-            except DataError as err:
+            except DataError:
                 if on_error == "raise":
                     raise
                 skipped.append(adapter.name(dataset, j))

@@ -113,6 +113,9 @@ class RunConfig:
             that supports it; a CPU with AMX-BF16 or AVX512-BF16), else fp32; the choice and its
             reason are logged (see ``steps.choose_precision``).
         device: "auto" = CUDA when available (``cuda:LOCAL_RANK``), else CPU.
+        compile: ``torch.compile`` the model's step: false (default), true (= "inductor": C++ on
+            a CPU, Triton on CUDA; needs a compiler), or a backend, "aot_eager" / "eager" (no code
+            generation: checks that the model traces). The first steps pay the compile.
         num_workers: DataLoader worker processes, started once and kept for the whole run.
         worker_nice: how far the workers' priority is lowered below the model's threads (0–19,
             as ``nice``); "auto" = 10 on a CPU device (workers then fill the time the model's
@@ -140,6 +143,7 @@ class RunConfig:
     max_steps: int | None = None
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     device: Device = "auto"
+    compile: bool | Literal["inductor", "aot_eager", "eager"] = False
     num_workers: int = 4
     worker_nice: int | Literal["auto"] = "auto"
     cache: bool | Literal["auto"] = "auto"
@@ -161,6 +165,8 @@ class RunConfig:
         _check_execution(self.device, self.num_workers)
         _check(self.worker_nice == "auto" or (not isinstance(self.worker_nice, bool) and isinstance(self.worker_nice, int)
                and 0 <= self.worker_nice <= 19), "worker_nice", self.worker_nice, "'auto' or an int in [0, 19]")
+        _check(self.compile in (True, False, "inductor", "aot_eager", "eager"), "compile", self.compile,
+               "true, false, 'inductor', 'aot_eager' or 'eager'")
         _check(self.cache in (True, False, "auto"), "cache", self.cache, "true, false or 'auto'")
         _check(self.cache_mb >= 0, "cache_mb", self.cache_mb, ">= 0")
         _check(self.on_nan in ("stop", "skip"), "on_nan", self.on_nan, "'stop' or 'skip'")

@@ -53,7 +53,7 @@ from anymae.tasks.train.optim import build_optimizer
 from anymae.tasks.train.sampler import mix_seed, steps_per_epoch
 from anymae.tasks.train.source_sampler import run_source_sampler, source_items
 from anymae.tasks.train.schedule import absolute_lr, lr_at, set_lr
-from anymae.tasks.train.steps import Objective, accumulate, choose_precision, run_batches
+from anymae.tasks.train.steps import Objective, accumulate, choose_precision, compile_model, run_batches
 from anymae.tasks.train.workers import thread_placement, worker_nice
 from anymae.tasks.train.config import OptimConfig, RunConfig
 
@@ -266,6 +266,7 @@ def _train(
     }
 
     wrapped = wrap_model(model, info, run_cfg.strategy)
+    compiled = compile_model(wrapped, run_cfg.compile)
     optimizer = build_optimizer(
         unwrap(wrapped),
         lr=peak_lr,
@@ -278,7 +279,8 @@ def _train(
     )
     ckpt = _restore(out_dir, wrapped, optimizer, run_info) if run_cfg.resume else {}
     start, skipped = ckpt.get("step", 0), ckpt.get("skipped_steps", 0)
-    header = [f"precision: {run_info['precision']} ({precision_why})", _schedule_line(schedule, optim_cfg, total)]
+    header = [f"precision: {run_info['precision']} ({precision_why})", _schedule_line(schedule, optim_cfg, total),
+              *([compiled] if compiled else [])]
     batches: Iterator[Any] = iter(())
     if start < total:
         header += [prepare_cache(dataset, run_cfg.cache, run_cfg.cache_mb),

@@ -100,6 +100,24 @@ def choose_precision(
     return None, f"auto: fp32 on a {device.type} device"
 
 
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager")  # run.compile: true = "inductor"
+
+
+def compile_model(model: nn.Module, setting: bool | str) -> str | None:
+    """``torch.compile`` the model's forward (and so its backward) in place, per ``run.compile``.
+
+    ``nn.Module.compile`` keeps the module and its state-dict keys as they are, so checkpoints,
+    EMA teachers and DDP (compiled around its wrapper, so that its bucket boundaries split the
+    graph) see the same model. Returns the line for the log, or None when ``setting`` is false.
+    """
+    if setting is False:
+        return None
+    backend = "inductor" if setting is True else str(setting)
+    model.compile(backend=backend)
+    return (f"compile: torch.compile(backend={backend}) of the model's step (run.compile); the first steps "
+            f"compile, and a new input shape compiles again")
+
+
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """bf16 for "bf16", or for "auto" where ``device`` computes bf16 natively (``choose_precision``); None = fp32."""
     return choose_precision(precision, device)[0]

@@ -87,7 +87,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ckpt-every", type=int, default=5)
     p.add_argument("--drop-path", type=float, default=0.0)
     p.add_argument("--strategy", default="ddp", help="ddp, fsdp, or a comma list: one run per strategy "
-                   "in OUT_DIR/<strategy>, in one launch")
+                   "in OUT_DIR/<strategy>, in one launch; STRATEGY:BACKEND also compiles the step (run.compile)")
     p.add_argument("--hang-at-step", type=int, default=None, help="sleep in this step (fresh runs only)")
     return p.parse_args(argv)
 
@@ -103,9 +103,11 @@ def main(argv: Sequence[str] | None = None) -> list[TrainResult]:
     return results
 
 
-def _run(args: argparse.Namespace, strategy: str, subdir: bool) -> TrainResult:
-    """One training run with ``strategy``, into OUT_DIR (or OUT_DIR/<strategy> with ``subdir``)."""
-    out_dir = str(Path(args.out_dir) / strategy) if subdir else args.out_dir
+def _run(args: argparse.Namespace, spec: str, subdir: bool) -> TrainResult:
+    """One training run with ``spec`` (a strategy, or STRATEGY:BACKEND compiled), into OUT_DIR (or
+    OUT_DIR/<strategy>[_<backend>] with ``subdir``)."""
+    strategy, _, backend = spec.partition(":")
+    out_dir = str(Path(args.out_dir) / spec.replace(":", "_")) if subdir else args.out_dir
     optim = OptimConfig(
         blr=2e-2, min_lr=1e-4, epochs=args.epochs, warmup_epochs=1,
         batch_size=args.batch_size, accum_iter=args.accum, clip_grad=1.0,
@@ -113,7 +115,7 @@ def _run(args: argparse.Namespace, strategy: str, subdir: bool) -> TrainResult:
     run = RunConfig(
         out_dir=out_dir, seed=7, ckpt_every=args.ckpt_every, log_every=1, max_steps=args.max_steps,
         precision="fp32", device="cpu", num_workers=0, resume=args.resume, tensorboard=False,
-        strategy=strategy,
+        strategy=strategy, compile=backend or False,
     )  # fmt: skip
     objective = pretrain_objective
     if args.hang_at_step is not None:

@@ -25,9 +25,11 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     two, one = tmp_path / "two", tmp_path / "one"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     # 2 ranks × batch 2 × accum 2 (no gradient sync on the first micro-batch) = 8 samples per step;
-    # one launch trains with DDP into two/ddp, then with FSDP into two/fsdp
+    # one launch trains with DDP into two/ddp, with FSDP into two/fsdp, then with DDP around a
+    # compiled step (run.compile; aot_eager: Dynamo + AOTAutograd, no code generation) into two/ddp_aot_eager
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-           str(SCRIPT), str(two), *STEPS, "--batch-size", "2", "--accum", "2", "--strategy", "ddp,fsdp"]  # fmt: skip
+           str(SCRIPT), str(two), *STEPS, "--batch-size", "2", "--accum", "2",
+           "--strategy", "ddp,fsdp,ddp:aot_eager"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     threads = torch.get_num_threads()
     try:
@@ -36,10 +38,11 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
         torch.set_num_threads(threads)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out[-3000:]
+    assert out.count("compile: torch.compile(backend=aot_eager) of the model's step") == 1  # rank 0's log, third run
 
     ckpt_one, losses_one = load_checkpoint(one / "last.pt"), _losses(one)
     assert sorted(losses_one) == list(range(1, 11))
-    for strategy in ("ddp", "fsdp"):
+    for strategy in ("ddp", "fsdp", "ddp_aot_eager"):
         ckpt = load_checkpoint(two / strategy / "last.pt")
         assert ckpt["run"]["world_size"] == 2 and ckpt["run"]["samples_per_step"] == 8
         assert ckpt["run"]["peak_lr"] == ckpt_one["run"]["peak_lr"] and ckpt["step"] == 10
