@@ -201,7 +201,7 @@ def bench(name: str, case: Case, args: argparse.Namespace, work: Path) -> dict[s
     """``--repeat`` rounds of bare steps, then the CLI run, then bare steps again: each run is compared
     with the mean of the bare rates measured just before and just after it (load on a shared host
     drifts)."""
-    steps = case.steps if case.steps is not None and not args.quick else args.steps
+    steps = args.steps or (8 if args.quick else case.steps or 40)  # --steps, else the case's own length
     items = case.items if not args.quick else max(case.items // 2, 16)
     preset = yaml.safe_load((ROOT / case.config).read_text())
     if case.write is not None:
@@ -212,7 +212,7 @@ def bench(name: str, case: Case, args: argparse.Namespace, work: Path) -> dict[s
     common = [*case.overrides, f"run.max_steps={steps}", f"run.log_every={max(1, steps // 6)}",
               "run.tensorboard=false", "run.device=cpu", *args.set]  # fmt: skip
     bare = prepare_bare(str(config), [*common, "run.out_dir=unused"], steps)
-    bare_steps = min(steps, 60)
+    bare_steps = min(steps, 200)
     rates = [bare_rate(bare, bare_steps)]
     runs = []
     for r in range(args.repeat):
@@ -238,13 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the tiny image preset only, half the files, few steps")
     parser.add_argument("--cases", nargs="*", help=f"cases to run, of {', '.join(CASES)} (default: the tiny ones)")
     parser.add_argument("--vit-b", action="store_true", help="also ViT-B/16 images (224², batch 8): minutes on a CPU")
-    parser.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 40, --quick 8)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="optimizer steps per run (default: 40, audio 100, ViT-B 12; --quick 8)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra run setting")
     parser.add_argument("--repeat", type=int, default=1, help="CLI runs per case, each between two bare timings "
                         "(median [min–max] printed)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    args.steps = args.steps or (8 if args.quick else 40)
     tiny = [name for name in CASES if name != "image_vit_b"]
     names = args.cases or (["image"] if args.quick else tiny)
     names += ["image_vit_b"] if args.vit_b and "image_vit_b" not in names else []
@@ -267,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             bare_mean = [r["steps_per_s"] for r in result["bare_rates"]]  # type: ignore[union-attr]
             bare_median = [r["median_steps_per_s"] for r in result["bare_rates"]]  # type: ignore[union-attr]
             print(f"  bare  {_spread(bare_mean)} steps/s (mean over the timed steps; their median "
-                  f"{_spread(bare_median)}), forward + backward + AdamW on batches in memory, before and after each run")
+                  f"{_spread(bare_median)}), forward + backward + AdamW on batches in memory, before and after "
+                  "each run")
             load, step = result["load_s_per_step"], 1 / statistics.median(bare_mean)  # type: ignore[operator]
             print(f"  loader work: {load:.3f} s per step on 1 thread (decoded files cached as in the run) = "
                   f"{load / step:.0%} of a bare step")

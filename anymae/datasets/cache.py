@@ -10,8 +10,10 @@ file -> cloud, channel file -> array), reads through a ``DecodeCache``:
     picture = self.decode_cache(j)          # decoded now, or a copy of the decoded value
 
 and exposes it as the dataset contract's ``decode_cache`` member (None by default, forwarded by
-every wrapper). Readers whose decoding itself is random (video: the frames read depend on the
-sampled clip) or whose data is already in memory have none.
+every wrapper). A video file's decoding depends on the sampled clip, so video readers decode
+only the clip's frames without a cache, and hold the whole decoded video with one (sized from
+the file's header, not by decoding: ``size_of``). Readers whose data is already in memory have
+none.
 
 ``prepare_cache(dataset, mode, limit_mb)`` (the engine calls it before its loader starts) decides
 (``run.cache``: true, false, or "auto" = true when the decoded size, estimated from the first
@@ -87,18 +89,28 @@ class DecodeCache:
             raising ``DataError`` for a file it cannot use.
         size: number of items.
         what: the reader, for the log ("ImageFiles(/data/train)").
+        size_of: item index -> the bytes its decoded value will hold, read without decoding it
+            (a file's header); ``estimate`` uses it where decoding a sample of items would be
+            costly (whole videos). None: ``estimate`` decodes (and keeps) the first items.
     """
 
-    def __init__(self, decode: Callable[[int], Any], size: int, what: str) -> None:
-        self.decode, self.size, self.what = decode, size, what
+    def __init__(
+        self, decode: Callable[[int], Any], size: int, what: str, size_of: Callable[[int], int] | None = None
+    ) -> None:
+        self.decode, self.size, self.what, self.size_of = decode, size, what, size_of
         self.enabled = False
         self._values: dict[int, Any] = {}
 
-    def __call__(self, index: int) -> Any:
-        """The decoded value of item ``index``: a copy of the cached one when filled, else decoded now."""
+    def __call__(self, index: int, copy: bool = True) -> Any:
+        """The decoded value of item ``index``: the cached one when filled (a copy unless ``copy`` is
+        False: then the caller must not change it in place), else decoded now."""
         if self.enabled and index in self._values:
-            return fresh(self._values[index])
+            return fresh(self._values[index]) if copy else self._values[index]
         return self.decode(index)
+
+    def __contains__(self, index: int) -> bool:
+        """Whether item ``index`` is held."""
+        return index in self._values
 
     def __len__(self) -> int:
         """How many items are held."""
@@ -120,9 +132,20 @@ class DecodeCache:
     def estimate(self, sample: int = SAMPLE_ITEMS) -> tuple[float, int]:
         """(estimated bytes of the whole dataset decoded, items measured), from the first readable items.
 
-        The measured items stay held (``fill`` does not decode them again). With no readable item
-        among the first ``2 × sample`` the estimate is 0 bytes from 0 items.
+        With ``size_of`` the items are measured without decoding; otherwise the measured items
+        stay held (``fill`` does not decode them again). With no readable item among the first
+        ``2 × sample`` the estimate is 0 bytes from 0 items.
         """
+        if self.size_of is not None:
+            sizes: list[int] = []
+            for j in range(min(self.size, 2 * sample)):
+                try:
+                    sizes.append(self.size_of(j))
+                except DataError:
+                    continue
+                if len(sizes) == sample:
+                    break
+            return (sum(sizes) / len(sizes) * self.size, len(sizes)) if sizes else (0.0, 0)
         held = [j for j in range(min(self.size, 2 * sample)) if self._hold(j)][:sample]
         if not held:
             return 0.0, 0

@@ -15,6 +15,11 @@ and cropped k times; `collate_x` concatenates the clips along the batch (B·k cl
 = k) and `SeededSamples.collate` gives each clip its own mask seed. With evaluation views `V×C×T×S×S` and `num_views = V`
 (multi-view testing: `evaluate_classifier` averages each item's V predictions).
 
+Cache (`run.cache`, `datasets.cache`): without it each item decodes only its clip's frames; with
+it every video is decoded whole once (its size for `run.cache=auto` is read from the file's
+frame count and first frame, not by decoding) and the clips are sampled from memory: the same
+frames, so the same items.
+
 Errors: an unreadable, empty or too short video raises `VideoError` naming the file (as
 `display_name` shows it); with `on_error="skip"` it is replaced by the next readable item and
 counted (`skipped`, `skip_report`), across DataLoader workers; evaluation drops it from its scores
@@ -40,6 +45,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from anymae.datasets.cache import DecodeCache
 from anymae.datasets.contract import SampleDataset
 from anymae.extras import require
 from anymae.datasets.scan import Layout, display_name, extension_filter, scan_layout, walk_files
@@ -128,6 +134,21 @@ class VideoReader:
         if self.num_frames == 0:
             raise VideoError(f"cannot read video {self.name}: it has no frames")
 
+    def frame_bytes(self) -> int:
+        """Bytes of one decoded frame (H·W·3), read from the first frame's size (a frame folder's
+        header, or one decoded frame of a file)."""
+        try:
+            if self._vr is None:
+                from PIL import Image
+
+                with Image.open(self._frames[0]) as first:
+                    width, height = first.size
+            else:
+                height, width = self._vr[0].shape[:2]
+        except Exception as err:
+            raise VideoError(f"cannot read the first frame of video {self.name}: {reason(err)}") from err
+        return height * width * 3
+
     def get(self, indices: Sequence[int]) -> Tensor:
         """Frames at `indices` -> T×H×W×3 uint8."""
         try:
@@ -140,6 +161,17 @@ class VideoReader:
             return torch.from_numpy(self._vr.get_batch(list(indices)).asnumpy())
         except Exception as err:
             raise VideoError(f"cannot decode frames {list(indices)[:4]}... of video {self.name}: {reason(err)}") from err
+
+
+class HeldFrames:
+    """A video decoded whole and held in memory (`run.cache`), read like a `VideoReader`."""
+
+    def __init__(self, frames: Tensor, name: str) -> None:
+        self.frames, self.name, self.num_frames = frames, name, frames.shape[0]  # frames: N×H×W×3 uint8
+
+    def get(self, indices: Sequence[int]) -> Tensor:
+        """Frames at `indices` -> T×H×W×3 uint8 (a new tensor: the held frames stay unchanged)."""
+        return self.frames[torch.as_tensor(list(indices), dtype=torch.long)]
 
 
 def read_list_file(list_file: str | Path, prefix: str | Path | None = None) -> list[VideoItem]:
@@ -268,6 +300,8 @@ class VideoClips(CountsSkips, Dataset, SampleDataset):
         self.on_error = on_error
         self.classes = list(classes)
         self._skips = Skips(len(self.items), "video", "VideoClips", on_error)
+        self.decode_cache = DecodeCache(self._decode, len(self.items), f"VideoClips({len(self.items)} videos)",
+                                        size_of=self._decoded_bytes)  # fmt: skip
 
     @property  # type: ignore[override]
     def num_views(self) -> int:
@@ -286,7 +320,27 @@ class VideoClips(CountsSkips, Dataset, SampleDataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def _train_clips(self, reader: VideoReader) -> list[Tensor]:
+    def _open(self, j: int) -> VideoReader:
+        """Video j's reader; a video shorter than `min_frames` is a `VideoError`."""
+        reader = VideoReader(self.items[j].path)
+        if reader.num_frames < self.min_frames:
+            raise VideoError(
+                f"video {reader.name} is too short: {reader.num_frames} frames, at least {self.min_frames} needed "
+                "(data.min_frames)"
+            )
+        return reader
+
+    def _decode(self, j: int) -> Tensor:
+        """Video j decoded whole, N×H×W×3 uint8: what `run.cache` holds (the clips are sampled from it)."""
+        reader = self._open(j)
+        return reader.get(range(reader.num_frames))
+
+    def _decoded_bytes(self, j: int) -> int:
+        """Bytes video j takes decoded whole (frame count × one frame), for `run.cache=auto`."""
+        reader = self._open(j)
+        return reader.num_frames * reader.frame_bytes()
+
+    def _train_clips(self, reader: VideoReader | HeldFrames) -> list[Tensor]:
         """`num_sample` clips: the frames are sampled and decoded once, each clip is cropped anew
         (VideoMAE V2's repeated sampling applies the transform k times to the same frames)."""
         n = reader.num_frames
@@ -297,7 +351,7 @@ class VideoClips(CountsSkips, Dataset, SampleDataset):
         args = (self.scales,) if self.mode == "pretrain" else ()
         return [normalize(crop(frames, self.img_size, *args), self.mean, self.std) for _ in range(self.num_sample)]
 
-    def _test_views(self, reader: VideoReader) -> Tensor:
+    def _test_views(self, reader: VideoReader | HeldFrames) -> Tensor:
         n = reader.num_frames
         windows = dense_test_indices(n, self.num_frames, self.rate, self.num_clips) if self.sampling == "dense" else \
             segment_test_indices(n, self.num_frames, self.num_clips)  # fmt: skip
@@ -310,12 +364,9 @@ class VideoClips(CountsSkips, Dataset, SampleDataset):
 
     def _load(self, j: int) -> tuple[Tensor, int]:
         item = self.items[j]
-        reader = VideoReader(item.path)
-        if reader.num_frames < self.min_frames:
-            raise VideoError(
-                f"video {reader.name} is too short: {reader.num_frames} frames, at least {self.min_frames} needed "
-                "(data.min_frames)"
-            )
+        cache = self.decode_cache
+        held = cache.enabled and j in cache  # decoded whole once; else only the sampled frames are decoded
+        reader = HeldFrames(cache(j, copy=False), display_name(item.path)) if held else self._open(j)
         if self.mode == "test":
             views = self._test_views(reader)
             return (views[0] if self.num_views == 1 else views), item.label

@@ -163,8 +163,8 @@ class RunConfig:
         _check(self.precision in ("auto", "fp32", "bf16"), "precision", self.precision,
                "'auto', 'fp32' or 'bf16'")
         _check_execution(self.device, self.num_workers)
-        _check(self.worker_nice == "auto" or (not isinstance(self.worker_nice, bool) and isinstance(self.worker_nice, int)
-               and 0 <= self.worker_nice <= 19), "worker_nice", self.worker_nice, "'auto' or an int in [0, 19]")
+        nice = self.worker_nice
+        _check(nice == "auto" or (type(nice) is int and 0 <= nice <= 19), "worker_nice", nice, "'auto' or an int in [0, 19]")
         _check(self.compile in (True, False, "inductor", "aot_eager", "eager"), "compile", self.compile,
                "true, false, 'inductor', 'aot_eager' or 'eager'")
         _check(self.cache in (True, False, "auto"), "cache", self.cache, "true, false or 'auto'")

@@ -92,6 +92,22 @@ def _write_clouds(root: Path) -> Path:
     return root
 
 
+def _write_videos(root: Path) -> Path:
+    """Three mp4 files of 12 frames at 32² and one folder of 10 JPEG frames."""
+    from PIL import Image
+
+    from anymae.datasets.video.synthetic import moving_square, write_video
+
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    for i in range(3):
+        write_video(root / f"clip_{i}.mp4", moving_square(12, 32, i, rng))
+    (root / "frames").mkdir()
+    for t, frame in enumerate(moving_square(10, 32, 3, rng)):
+        Image.fromarray(frame).save(root / "frames" / f"img_{t + 1:05d}.jpg")
+    return root
+
+
 SOURCES = {  # a data section of each reader with a decoded-file cache, on files written here; batch size
     "image": (lambda tmp: {"source": "image_folder", "root": str(write_image_folder(tmp / "im", 6, 2, size=24)),
                            "img_size": 16}, {}, 4),
@@ -100,6 +116,8 @@ SOURCES = {  # a data section of each reader with a decoded-file cache, on files
               {"sample_rate": 8000, "num_mel_bins": 32, "target_length": 48}, 2),
     "points": (lambda tmp: {"source": "point_files", "root": str(_write_clouds(tmp / "pt"))},
                {"num_points": 128, "group_size": 8}, 2),
+    "video": (lambda tmp: {"source": "video_files", "root": str(_write_videos(tmp / "vi")), "sampling_rate": 1,
+                           "num_sample": 2}, {"num_frames": 4, "img_size": 16}, 2),  # fmt: skip
 }
 
 
@@ -147,3 +165,26 @@ def test_pretraining_says_the_cache_and_gives_the_same_losses(tmp_path, capsys):
         said = "cache: on for ImageFiles(" if cache == "auto" else "cache: off (run.cache=false)"
         assert said in err
     assert len(losses["auto"]) == 4 and losses["auto"] == losses["false"]
+
+
+def test_a_video_is_sized_from_its_header_and_decoded_whole_only_when_cached(tmp_path):
+    root = _write_videos(tmp_path / "vi")
+    section = {"source": "video_files", "root": str(root), "sampling_rate": 1}
+    data = SeededSamples(build_dataset(section, split="pretrain", model_config={"num_frames": 4, "img_size": 16}), 0)
+    cache = data.decode_cache
+    decoded: list[int] = []
+    decode = cache.decode
+    cache.decode = lambda j: decoded.append(j) or decode(j)
+    whole = (3 * 12 + 10) * 32 * 32 * 3  # every frame of the four videos, 32² RGB
+    line = prepare_cache(data, "auto", limit_mb=whole / MIB - 1e-9)
+    assert line == (f"cache: off for VideoClips(4 videos): about 0 MiB decoded (4 items, estimated from 4) is more "
+                    f"than run.cache_mb={whole / MIB - 1e-9:g}")
+    assert decoded == [] and len(cache) == 0  # sized from frame counts and first frames: nothing decoded
+    assert prepare_cache(data, "auto", limit_mb=whole / MIB).startswith("cache: on for VideoClips(4 videos)")
+    assert sorted(decoded) == [0, 1, 2, 3] and cache.nbytes() == whole
+    held = {j: cache(j, copy=False).clone() for j in range(4)}
+    data.set_epoch(1)
+    for j in range(4):
+        data[j]
+        assert torch.equal(cache(j, copy=False), held[j])  # clips are sampled from the held frames, never changed
+    assert sorted(decoded) == [0, 1, 2, 3]
