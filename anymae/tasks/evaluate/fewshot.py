@@ -32,6 +32,7 @@ from anymae.datasets.contract import SubsetView, item_labels
 from anymae.tasks.evaluate.features import FeatureSet, resolve_pool
 from anymae.tasks.evaluate.labels import check_probe_labels
 from anymae.tasks.train.config import RunConfig
+from anymae.tasks.train.workers import workers_for
 
 
 @dataclass
@@ -220,8 +221,8 @@ def run_fewshot(cfg: FewShotRunConfig) -> FewShotResult:
     if s.protocol == "svm":
         kind = resolve_pool(s.svm_pool, model, where="fewshot.svm_pool")
         device = resolve_device(cfg.run.device)
-        feats = [encoder_features(model, ds, (kind,), device=device, num_workers=cfg.run.num_workers)[kind]
-                 for ds in (train, test)]
+        workers = workers_for(cfg.run.num_workers)
+        feats = [encoder_features(model, ds, (kind,), device=device, num_workers=workers)[kind] for ds in (train, test)]
         return fewshot_svm(feats[0], feats[1], folds, C=s.svm_c, seed=s.seed)
     from anymae.tasks.finetune.run import FinetuneConfig
 

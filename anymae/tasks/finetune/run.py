@@ -47,6 +47,7 @@ from anymae.tasks.finetune.scoring import evaluate_classifier, evaluate_multilab
 from anymae.tasks.train.engine import TrainResult, train
 from anymae.tasks.train.sampler import mix_seed
 from anymae.tasks.train.config import OptimConfig, RunConfig
+from anymae.tasks.train.workers import workers_for
 
 MixupMode = Literal["batch", "pair", "elem"]
 _MASK32 = 0xFFFFFFFF
@@ -285,12 +286,12 @@ def finetune(
     mAP = None
     if cfg.task == "multi_label":
         top1, mAP = float("nan"), evaluate_multilabel(
-            classifier, val_set, batch_size=cfg.eval_batch_size, num_workers=run_cfg.num_workers,
+            classifier, val_set, batch_size=cfg.eval_batch_size, num_workers=workers_for(run_cfg.num_workers),
             precision=run_cfg.precision,
         )  # fmt: skip
     else:
         top1 = evaluate_classifier(
-            classifier, val_set, batch_size=cfg.eval_batch_size, num_workers=run_cfg.num_workers,
+            classifier, val_set, batch_size=cfg.eval_batch_size, num_workers=workers_for(run_cfg.num_workers),
             precision=run_cfg.precision,
         )  # fmt: skip
     num_val, skipped_val = scored_items(val_set)

@@ -27,7 +27,8 @@ _check = check_field  # a FieldError: the config loader blames the field's own k
 def _check_execution(device: str, num_workers: int) -> None:
     """The keys `RunConfig` and `EvalRunConfig` share."""
     _check(device in ("auto", "cpu", "cuda"), "device", device, "'auto', 'cpu' or 'cuda'")
-    _check(num_workers >= 0, "num_workers", num_workers, ">= 0")
+    _check(type(num_workers) is int and num_workers >= 0, "num_workers", num_workers,
+           "an int >= 0 (training: or 'auto')")
 
 
 @dataclass
@@ -116,7 +117,10 @@ class RunConfig:
         compile: ``torch.compile`` the model's step: false (default), true (= "inductor": C++ on
             a CPU, Triton on CUDA; needs a compiler), or a backend, "aot_eager" / "eager" (no code
             generation: checks that the model traces). The first steps pay the compile.
-        num_workers: DataLoader worker processes, started once and kept for the whole run.
+        num_workers: DataLoader worker processes, started once and kept for the whole run; "auto"
+            (default) makes a few batches at the start and loads in the main process when one
+            takes under 5 ms (worker processes cost more than they save there), else one worker
+            per CPU (1 to 4). The choice and its reason are logged.
         worker_nice: how far the workers' priority is lowered below the model's threads (0–19,
             as ``nice``); "auto" = 10 on a CPU device (workers then fill the time the model's
             threads leave idle instead of pre-empting them), 0 on an accelerator. Logged.
@@ -144,7 +148,7 @@ class RunConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     device: Device = "auto"
     compile: bool | Literal["inductor", "aot_eager", "eager"] = False
-    num_workers: int = 4
+    num_workers: int | Literal["auto"] = "auto"
     worker_nice: int | Literal["auto"] = "auto"
     cache: bool | Literal["auto"] = "auto"
     cache_mb: float = 512.0
@@ -162,9 +166,10 @@ class RunConfig:
         _check(self.max_steps is None or self.max_steps >= 1, "max_steps", self.max_steps, "None or >= 1")
         _check(self.precision in ("auto", "fp32", "bf16"), "precision", self.precision,
                "'auto', 'fp32' or 'bf16'")
-        _check_execution(self.device, self.num_workers)
+        _check_execution(self.device, 0 if self.num_workers == "auto" else self.num_workers)
         nice = self.worker_nice
-        _check(nice == "auto" or (type(nice) is int and 0 <= nice <= 19), "worker_nice", nice, "'auto' or an int in [0, 19]")
+        _check(nice == "auto" or (type(nice) is int and 0 <= nice <= 19), "worker_nice", nice,
+               "'auto' or an int in [0, 19]")
         _check(self.compile in (True, False, "inductor", "aot_eager", "eager"), "compile", self.compile,
                "true, false, 'inductor', 'aot_eager' or 'eager'")
         _check(self.cache in (True, False, "auto"), "cache", self.cache, "true, false or 'auto'")

@@ -21,11 +21,12 @@ file cache (``run.cache``). The loader is one DataLoader for the whole run (``st
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,7 @@ from anymae.tasks.train.sampler import mix_seed, steps_per_epoch
 from anymae.tasks.train.source_sampler import run_source_sampler, source_items
 from anymae.tasks.train.schedule import absolute_lr, lr_at, set_lr
 from anymae.tasks.train.steps import Objective, accumulate, choose_precision, compile_model, run_batches
-from anymae.tasks.train.workers import thread_placement, worker_nice
+from anymae.tasks.train.workers import choose_workers, thread_placement, worker_nice
 from anymae.tasks.train.config import OptimConfig, RunConfig
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,22 @@ class TrainResult:
     checkpoint: Path
     out_dir: Path
     model: nn.Module | None = None
+
+
+def _batch_maker(
+    dataset: SampleDataset, optim_cfg: OptimConfig, run_cfg: RunConfig, info: DistInfo, start: int, total: int
+) -> Callable[[int], int] | None:
+    """For ``run.num_workers=auto``: ``make(n)`` makes the run's first n steps' micro-batches in this
+    process (the same items the loader makes next: they depend on their seeds alone) and returns
+    how many; None for a stream of shards."""
+    if dataset.stream is not None:
+        return None
+
+    def make(steps: int) -> int:
+        here = dataclasses.replace(run_cfg, num_workers=0)
+        return sum(1 for _ in run_batches(dataset, optim_cfg, here, info, start, min(start + steps, total)))
+
+    return make
 
 
 def pretrain_objective(model: nn.Module, batch: Any) -> tuple[Tensor, dict[str, Tensor]]:
@@ -283,9 +300,12 @@ def _train(
               *([compiled] if compiled else [])]
     batches: Iterator[Any] = iter(())
     if start < total:
-        header += [prepare_cache(dataset, run_cfg.cache, run_cfg.cache_mb),
-                   thread_placement(run_cfg.num_workers, worker_nice(run_cfg.worker_nice, info.device))]
-        batches = run_batches(dataset, optim_cfg, run_cfg, info, start, total)  # one loader for the whole run
+        header.append(prepare_cache(dataset, run_cfg.cache, run_cfg.cache_mb))
+        maker = _batch_maker(dataset, optim_cfg, run_cfg, info, start, total)
+        workers, why = choose_workers(run_cfg.num_workers, maker)
+        loader_cfg = dataclasses.replace(run_cfg, num_workers=workers)
+        header.append(thread_placement(workers, worker_nice(run_cfg.worker_nice, info.device), why))
+        batches = run_batches(dataset, optim_cfg, loader_cfg, info, start, total)  # one loader for the whole run
     if info.is_main:
         print("\n".join(header), file=sys.stderr, flush=True)
         dump_yaml(config, out_dir / "config.yaml")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Collection, Iterator, Mapping
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from anymae.tasks.train.distributed import DistInfo, grad_sync
 from anymae.tasks.train.sampler import EpochItems, RunBatchSampler, mix_seed
 from anymae.tasks.train.source_sampler import run_source_sampler, source_items
 from anymae.tasks.train.stream import stream_batches
-from anymae.tasks.train.workers import worker_init, worker_nice
+from anymae.tasks.train.workers import pack_batch, unpack_batch, worker_init, worker_nice
 from anymae.tasks.train.config import OptimConfig, RunConfig
 
 Objective = Callable[[nn.Module, Any], tuple[Tensor, Mapping[str, Any]]]
@@ -165,16 +165,17 @@ def run_batches(
         start=start,
         stop=stop,
     )
+    workers = run_cfg.num_workers
     loader = DataLoader(
         EpochItems(dataset),
         batch_sampler=sampler,
-        collate_fn=dataset.collate,
-        num_workers=run_cfg.num_workers,
+        collate_fn=partial(pack_batch, dataset.collate) if workers else dataset.collate,  # small tensors by value
+        num_workers=workers,
         pin_memory=info.device.type == "cuda",
         generator=torch.Generator().manual_seed(mix_seed(run_cfg.seed, start, info.rank)),  # worker seeds
         worker_init_fn=worker_init(worker_nice(run_cfg.worker_nice, info.device)),
     )
-    return iter(loader)
+    return map(unpack_batch, loader) if workers else iter(loader)
 
 
 def accumulate(

@@ -40,6 +40,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -52,7 +53,7 @@ from anymae.datasets.shards.manifest import ShardError
 from anymae.tasks.train.config import OptimConfig, RunConfig
 from anymae.tasks.train.distributed import DistInfo
 from anymae.tasks.train.sampler import epoch_permutation, steps_per_epoch
-from anymae.tasks.train.workers import worker_init, worker_nice
+from anymae.tasks.train.workers import pack_batch, unpack_batch, worker_init, worker_nice
 
 Segment = tuple[int, int, int]  # (shard index in the selection, first position, end position)
 
@@ -200,10 +201,11 @@ def stream_batches(
         dataset, batch_size=optim_cfg.batch_size, accum_iter=optim_cfg.accum_iter, world_size=info.world_size,
         rank=info.rank, seed=run_cfg.seed, workers=max(1, run_cfg.num_workers), start=start, stop=stop,
     )  # fmt: skip
+    workers = run_cfg.num_workers
     loader = DataLoader(
-        batches, batch_size=None, collate_fn=_as_is, num_workers=run_cfg.num_workers,
-        pin_memory=info.device.type == "cuda",
+        batches, batch_size=None, collate_fn=partial(pack_batch, _as_is) if workers else _as_is,
+        num_workers=workers, pin_memory=info.device.type == "cuda",
         generator=torch.Generator().manual_seed(mix_seed(run_cfg.seed, start, info.rank)),
         worker_init_fn=worker_init(worker_nice(run_cfg.worker_nice, info.device)),
     )  # fmt: skip
-    return iter(loader)
+    return map(unpack_batch, loader) if workers else iter(loader)

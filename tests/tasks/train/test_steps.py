@@ -17,7 +17,7 @@ from anymae.tasks.train.engine import pretrain_objective, train
 from anymae.tasks.train.logging import read_metrics
 from anymae.tasks.train.sampler import EpochItems, RunBatchSampler, ShardedBatchSampler
 from anymae.tasks.train.steps import run_batches
-from anymae.tasks.train.workers import AUTO_CPU_NICE, thread_placement, worker_nice
+from anymae.tasks.train.workers import AUTO_CPU_NICE, choose_workers, thread_placement, worker_nice, workers_for
 from tests.tasks.train._train_script import NoisyPictures, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -131,6 +131,54 @@ def test_the_runs_loader_workers_run_at_the_chosen_priority_and_the_main_process
     pids = {int(v) for _x, pid, _seed in batches for v in pid}
     assert nice == {min(base + raised, 19)} and os.getpid() not in pids
     assert os.nice(0) == base
+
+
+class _Clock:
+    """A clock that moves only when a fake batch maker says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def maker(self, seconds: float, per_step: int):
+        """make(n): n steps of ``per_step`` batches, each step taking ``seconds``."""
+
+        def make(steps: int) -> int:
+            self.now += seconds * steps
+            return per_step * steps
+
+        return make
+
+
+def test_auto_workers_load_cheap_batches_in_the_main_process_and_say_why():
+    clock = _Clock()
+    assert choose_workers(3, clock.maker(1.0, 2), clock=lambda: clock.now) == (3, "run.num_workers=3")
+    assert clock.now == 0.0  # a number is not timed
+    workers, why = choose_workers("auto", clock.maker(0.018, 2), clock=lambda: clock.now)  # 9 ms per batch
+    assert workers == 0 and why == ("run.num_workers=auto: a batch takes 9.0 ms to make here, under 10 ms, so worker "
+                                    "processes would cost more than they save")  # fmt: skip
+    assert clock.now == pytest.approx(3 * 0.018)  # one step untimed, two timed
+    workers, why = choose_workers("auto", clock.maker(0.022, 2), clock=lambda: clock.now)  # 11 ms per batch
+    assert workers == workers_for("auto") >= 1 and why == "run.num_workers=auto: a batch takes 11.0 ms to make here"
+    assert choose_workers("auto", None) == (workers_for("auto"), "run.num_workers=auto: the data is streamed")
+    assert 1 <= workers_for("auto") <= 4 and workers_for(2) == 2
+    assert thread_placement(0, 0, "why").startswith("threads: the main process loads the data (why); the model ")
+    assert thread_placement(2, 10, "why").startswith("threads: 2 loader worker process(es) (why), 1 torch thread each, "
+                                                     "at nice +10")
+    with pytest.raises(ValueError, match="num_workers"):
+        RunConfig(out_dir="x", num_workers="many")
+
+
+def test_auto_workers_choose_where_batches_are_made_not_what_they_hold(tmp_path, capsys):
+    losses = {}
+    for workers in ("auto", 0, 1):
+        optim_cfg = OptimConfig(blr=1e-2, epochs=1, warmup_epochs=0, batch_size=8)
+        run_cfg = RunConfig(out_dir=str(tmp_path / str(workers)), log_every=1, device="cpu", num_workers=workers,
+                            tensorboard=False)  # fmt: skip
+        train(tiny_model(), SeededSamples(NoisyPictures(32), 0), pretrain_objective, optim_cfg, run_cfg, full_config={})
+        losses[workers] = [r["loss"] for r in read_metrics(tmp_path / str(workers) / "metrics.csv")]
+        if workers == "auto":
+            assert "(run.num_workers=auto: a batch takes " in capsys.readouterr().err
+    assert len(losses[0]) == 4 and losses["auto"] == losses[0] == losses[1]
 
 
 def test_a_batch_that_spans_two_epochs_reads_each_item_in_its_own_epoch():
