@@ -17,7 +17,7 @@ of probing with `getattr` / `hasattr`:
 | `skip_report()` | no | one line naming the skipped items, for the end of a run | "" |
 | `skipped_indices()` | no | the indices of the items skipped so far; evaluation drops them from its scores instead of scoring their substitutes | [] |
 | `decode_cache` | no | the reader's cache of decoded files (`datasets.cache.DecodeCache`), which `run.cache` fills | None (nothing to cache) |
-| `stream` | no | what a training stream reads instead of indices (tar shards: `datasets.shards.ShardDataset`; the engine draws its batches with `tasks/train/stream.py`) | None (read by index) |
+| `stream` | no | what a training stream reads instead of indices (tar shards: `datasets.shards.ShardDataset`; the engine draws its batches with `tasks/train/loader/stream.py`) | None (read by index) |
 
 Wrappers (`DatasetView` and its subclasses: `SeededSamples`, subsets, channel views) forward the
 members to the dataset they wrap, explicitly; nothing walks `.dataset` chains. A dataset from

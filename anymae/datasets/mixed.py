@@ -9,7 +9,7 @@
 
 The names (`image`, `video`) are the model's modalities: an item of source `name` is
 `({name: x}, label)`, so a batch is a one-key modality dict (`core.multimodal`'s batches). The
-engine draws every optimizer step's batch from one source (`tasks.train.source_sampler`): an epoch
+engine draws every optimizer step's batch from one source (`tasks.train.loader.source_sampler`): an epoch
 is the batches of every source, interleaved at random, in proportion to `len × repeat`.
 """
 

@@ -7,7 +7,7 @@ import torch
 
 from anymae.core import seeds
 from anymae.datasets import seeding
-from anymae.tasks.train import sampler
+from anymae.tasks.train.loader import sampler
 
 
 def test_one_module_serves_every_caller() -> None:

@@ -24,7 +24,7 @@ from anymae.datasets.seeding import SeededSamples
 from anymae.datasets.shards.dataset import ShardDataset
 from anymae.datasets.shards.manifest import ShardError
 from anymae.datasets.shards.writer import write_shards
-from anymae.tasks.train.stream import StreamBatches
+from anymae.tasks.train.loader.stream import StreamBatches
 from tests.fuzz.bad_inputs import (
     assert_named_error,
     bounded_memory,

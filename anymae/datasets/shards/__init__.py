@@ -19,5 +19,5 @@ reader see the original files. The modules:
 - `sources`: `data.source: shards`.
 
 How training draws batches from the stream (shard order per epoch, ranks, loader workers, the
-shuffle buffer, resume) is `anymae.tasks.train.stream`.
+shuffle buffer, resume) is `anymae.tasks.train.loader.stream`.
 """

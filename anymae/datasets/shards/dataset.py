@@ -8,7 +8,7 @@ Two access patterns, one code path (`SampleDecoder`):
 
 - random access, `ds[i]`: sample i is read at its manifest offset in a local shard (probes,
   few-shot subsets, validation sets: any map-style loader);
-- streaming (training): `stream` is the dataset itself; the engine (`tasks/train/stream.py`)
+- streaming (training): `stream` is the dataset itself; the engine (`tasks/train/loader/stream.py`)
   reads raw samples shard by shard (`read`), shuffles them in a bounded buffer, and decodes a
   batch by serving its raw samples (`serving`) while it asks the wrapped dataset for their
   indices, so `SeededSamples` seeds every sample as it would a folder's.

@@ -32,7 +32,7 @@ from anymae.datasets.contract import SubsetView, item_labels
 from anymae.tasks.evaluate.features import FeatureSet, resolve_pool
 from anymae.tasks.evaluate.labels import check_probe_labels
 from anymae.tasks.train.config import RunConfig
-from anymae.tasks.train.workers import workers_for
+from anymae.tasks.train.loader.workers import workers_for
 
 
 @dataclass

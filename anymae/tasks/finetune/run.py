@@ -45,9 +45,9 @@ from anymae.datasets.sources import build_dataset
 from anymae.tasks.finetune.classifier import POOLS, Classifier, Head, Pool
 from anymae.tasks.finetune.scoring import evaluate_classifier, evaluate_multilabel, scored_items
 from anymae.tasks.train.engine import TrainResult, train
-from anymae.tasks.train.sampler import mix_seed
+from anymae.tasks.train.loader.sampler import mix_seed
 from anymae.tasks.train.config import OptimConfig, RunConfig
-from anymae.tasks.train.workers import workers_for
+from anymae.tasks.train.loader.workers import workers_for
 
 MixupMode = Literal["batch", "pair", "elem"]
 _MASK32 = 0xFFFFFFFF

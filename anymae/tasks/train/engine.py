@@ -51,11 +51,11 @@ from anymae.tasks.train.checkpoint import (
 from anymae.tasks.train.distributed import DistInfo, full_state, init_distributed, load_full_state, mean_over_ranks, unwrap, wrap_model
 from anymae.tasks.train.logging import MetricsLogger, progress_bar
 from anymae.tasks.train.optim import build_optimizer
-from anymae.tasks.train.sampler import mix_seed, steps_per_epoch
-from anymae.tasks.train.source_sampler import run_source_sampler, source_items
+from anymae.tasks.train.loader.sampler import mix_seed, steps_per_epoch
+from anymae.tasks.train.loader.source_sampler import run_source_sampler, source_items
 from anymae.tasks.train.schedule import absolute_lr, lr_at, set_lr
 from anymae.tasks.train.steps import Objective, accumulate, choose_precision, compile_model, run_batches
-from anymae.tasks.train.workers import choose_workers, thread_placement, worker_nice
+from anymae.tasks.train.loader.workers import choose_workers, thread_placement, worker_nice
 from anymae.tasks.train.config import OptimConfig, RunConfig
 
 log = logging.getLogger(__name__)

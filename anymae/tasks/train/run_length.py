@@ -20,7 +20,7 @@ import os
 from typing import Any
 
 from anymae.tasks.train.config import OptimConfig
-from anymae.tasks.train.sampler import steps_per_epoch
+from anymae.tasks.train.loader.sampler import steps_per_epoch
 
 AUTO = "auto"
 RUN_LENGTH_OPTIONS: tuple[str, ...] = ("steps_per_epoch", "epochs", "ema_steps")

@@ -27,10 +27,10 @@ from torch.utils.data import DataLoader
 
 from anymae.datasets.contract import SampleDataset
 from anymae.tasks.train.distributed import DistInfo, grad_sync
-from anymae.tasks.train.sampler import EpochItems, RunBatchSampler, mix_seed
-from anymae.tasks.train.source_sampler import run_source_sampler, source_items
-from anymae.tasks.train.stream import stream_batches
-from anymae.tasks.train.workers import pack_batch, unpack_batch, worker_init, worker_nice
+from anymae.tasks.train.loader.sampler import EpochItems, RunBatchSampler, mix_seed
+from anymae.tasks.train.loader.source_sampler import run_source_sampler, source_items
+from anymae.tasks.train.loader.stream import stream_batches
+from anymae.tasks.train.loader.workers import pack_batch, unpack_batch, worker_init, worker_nice
 from anymae.tasks.train.config import OptimConfig, RunConfig
 
 Objective = Callable[[nn.Module, Any], tuple[Tensor, Mapping[str, Any]]]

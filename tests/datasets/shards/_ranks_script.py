@@ -23,7 +23,7 @@ from anymae.datasets.shards.dataset import ShardDataset
 from anymae.tasks.train.config import OptimConfig, RunConfig
 from anymae.tasks.train.distributed import init_distributed, shutdown
 from anymae.tasks.train.pretrain import PretrainConfig, run_pretrain
-from anymae.tasks.train.stream import stream_batches
+from anymae.tasks.train.loader.stream import stream_batches
 
 SEED = 4
 

@@ -13,7 +13,7 @@ from anymae.datasets.shards.dataset import ShardDataset
 from anymae.datasets.shards.manifest import ShardError, load_manifest
 from anymae.datasets.shards.writer import write_shards
 from anymae.datasets.skips import DataError
-from anymae.tasks.train.stream import StreamBatches
+from anymae.tasks.train.loader.stream import StreamBatches
 from tests.fuzz.bad_inputs import assert_named_error
 
 SEED = 5

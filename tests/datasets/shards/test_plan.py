@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from anymae.tasks.train.stream import WorkerPlan, own_micro_batches, worker_plan
+from anymae.tasks.train.loader.stream import WorkerPlan, own_micro_batches, worker_plan
 
 COUNTS = [7, 3, 5, 1, 9, 7]  # uneven shards, 32 samples
 

@@ -14,7 +14,7 @@ from anymae.datasets.seeding import SeededSamples, sample_seed
 from anymae.datasets.shards.adapters import adapter_for
 from anymae.datasets.shards.writer import write_shards
 from anymae.datasets.sources import build_dataset
-from anymae.tasks.train.stream import StreamBatches
+from anymae.tasks.train.loader.stream import StreamBatches
 from tests.datasets.shards.conftest import MAKERS, FolderSet, same
 
 SEED = 7

@@ -16,7 +16,7 @@ from anymae.datasets.shards.dataset import ShardDataset
 from anymae.datasets.shards.writer import write_shards
 from anymae.tasks.train.config import OptimConfig, RunConfig
 from anymae.tasks.train.distributed import DistInfo
-from anymae.tasks.train.stream import StreamBatches, stream_batches
+from anymae.tasks.train.loader.stream import StreamBatches, stream_batches
 from tests.datasets.shards.conftest import same
 
 SEED = 11

@@ -12,7 +12,7 @@ from anymae.datasets.seeding import SeededSamples
 from anymae.tasks.train.checkpoint import CheckpointError, load_checkpoint
 from anymae.tasks.train.engine import NonFiniteLossError, pretrain_objective, train
 from anymae.tasks.train.logging import MetricsLogger, read_metrics
-from anymae.tasks.train.sampler import ShardedBatchSampler, epoch_permutation, steps_per_epoch
+from anymae.tasks.train.loader.sampler import ShardedBatchSampler, epoch_permutation, steps_per_epoch
 from anymae.tasks.train.schedule import lr_at
 from anymae.tasks.train.steps import autocast_dtype
 from anymae.tasks.train.config import OptimConfig, RunConfig

@@ -14,7 +14,7 @@ from anymae.datasets.seeding import SeededSamples
 from anymae.tasks.train.config import OptimConfig, RunConfig
 from anymae.tasks.train.engine import pretrain_objective, train
 from anymae.tasks.train.logging import read_metrics
-from anymae.tasks.train.sampler import ShardedBatchSampler
+from anymae.tasks.train.loader.sampler import ShardedBatchSampler
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 N, BATCH, ACCUM, EPOCHS = 8, 2, 2, 2  # 2 optimizer steps per epoch, 4 in all

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from anymae.datasets.collate import collate_fn_for
-from anymae.tasks.train.source_sampler import SourceBatchSampler, SourceItems
+from anymae.tasks.train.loader.source_sampler import SourceBatchSampler, SourceItems
 
 SIZES = [40, 30]  # source 0 items 0..39, source 1 items 40..69
 
@@ -79,7 +79,7 @@ def test_source_items_batch_as_one_key_modality_dicts() -> None:
 
 
 def test_a_run_chains_epochs_and_resumes_at_any_step() -> None:
-    from anymae.tasks.train.source_sampler import RunSourceBatchSampler
+    from anymae.tasks.train.loader.source_sampler import RunSourceBatchSampler
 
     whole = list(RunSourceBatchSampler(SIZES, 4, [1.0, 0.5], accum_iter=2, seed=0, stop=20))
     steps = (10 + 3) // 2  # source 0: 10 batches, source 1: floor(15 / 4) = 3; accum 2 -> 6 steps per epoch

@@ -15,9 +15,9 @@ from anymae.tasks.train.config import OptimConfig, RunConfig
 from anymae.tasks.train.distributed import DistInfo
 from anymae.tasks.train.engine import pretrain_objective, train
 from anymae.tasks.train.logging import read_metrics
-from anymae.tasks.train.sampler import EpochItems, RunBatchSampler, ShardedBatchSampler
+from anymae.tasks.train.loader.sampler import EpochItems, RunBatchSampler, ShardedBatchSampler
 from anymae.tasks.train.steps import run_batches
-from anymae.tasks.train.workers import AUTO_CPU_NICE, choose_workers, thread_placement, worker_nice, workers_for
+from anymae.tasks.train.loader.workers import AUTO_CPU_NICE, choose_workers, thread_placement, worker_nice, workers_for
 from tests.tasks.train._train_script import NoisyPictures, tiny_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -52,8 +52,8 @@ from anymae.datasets.contract import SampleDataset
 from anymae.datasets.shards.manifest import ShardError
 from anymae.tasks.train.config import OptimConfig, RunConfig
 from anymae.tasks.train.distributed import DistInfo
-from anymae.tasks.train.sampler import epoch_permutation, steps_per_epoch
-from anymae.tasks.train.workers import pack_batch, unpack_batch, worker_init, worker_nice
+from anymae.tasks.train.loader.sampler import epoch_permutation, steps_per_epoch
+from anymae.tasks.train.loader.workers import pack_batch, unpack_batch, worker_init, worker_nice
 
 Segment = tuple[int, int, int]  # (shard index in the selection, first position, end position)
 
