@@ -98,15 +98,15 @@ class TrainResult:
 def _batch_maker(
     dataset: SampleDataset, optim_cfg: OptimConfig, run_cfg: RunConfig, info: DistInfo, start: int, total: int
 ) -> Callable[[int], int] | None:
-    """For ``run.num_workers=auto``: ``make(n)`` makes the run's first n steps' micro-batches in this
-    process (the same items the loader makes next: they depend on their seeds alone) and returns
-    how many; None for a stream of shards."""
+    """For ``run.num_workers=auto``: ``make(n)`` makes the run's first n micro-batches in this process
+    (the same items the loader makes next: they depend on their seeds alone) and returns how many
+    it made; None for a stream of shards."""
     if dataset.stream is not None:
         return None
 
-    def make(steps: int) -> int:
+    def make(count: int) -> int:
         here = dataclasses.replace(run_cfg, num_workers=0)
-        return sum(1 for _ in run_batches(dataset, optim_cfg, here, info, start, min(start + steps, total)))
+        return sum(1 for _, _ in zip(range(count), run_batches(dataset, optim_cfg, here, info, start, total)))
 
     return make
 

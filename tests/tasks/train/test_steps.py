@@ -139,26 +139,29 @@ class _Clock:
     def __init__(self) -> None:
         self.now = 0.0
 
-    def maker(self, seconds: float, per_step: int):
-        """make(n): n steps of ``per_step`` batches, each step taking ``seconds``."""
+    def maker(self, seconds: float):
+        """make(n): n batches, each taking ``seconds``."""
 
-        def make(steps: int) -> int:
-            self.now += seconds * steps
-            return per_step * steps
+        def make(count: int) -> int:
+            self.now += seconds * count
+            return count
 
         return make
 
 
 def test_auto_workers_load_cheap_batches_in_the_main_process_and_say_why():
     clock = _Clock()
-    assert choose_workers(3, clock.maker(1.0, 2), clock=lambda: clock.now) == (3, "run.num_workers=3")
+    assert choose_workers(3, clock.maker(1.0), clock=lambda: clock.now) == (3, "run.num_workers=3")
     assert clock.now == 0.0  # a number is not timed
-    workers, why = choose_workers("auto", clock.maker(0.018, 2), clock=lambda: clock.now)  # 9 ms per batch
+    workers, why = choose_workers("auto", clock.maker(0.009), clock=lambda: clock.now)  # 9 ms per batch
     assert workers == 0 and why == ("run.num_workers=auto: a batch takes 9.0 ms to make here, under 10 ms, so worker "
                                     "processes would cost more than they save")  # fmt: skip
-    assert clock.now == pytest.approx(3 * 0.018)  # one step untimed, two timed
-    workers, why = choose_workers("auto", clock.maker(0.022, 2), clock=lambda: clock.now)  # 11 ms per batch
+    assert clock.now == pytest.approx(3 * 0.009)  # one batch untimed, two timed
+    workers, why = choose_workers("auto", clock.maker(0.011), clock=lambda: clock.now)  # 11 ms per batch
     assert workers == workers_for("auto") >= 1 and why == "run.num_workers=auto: a batch takes 11.0 ms to make here"
+    began = clock.now
+    assert choose_workers("auto", clock.maker(0.5), clock=lambda: clock.now)[0] == workers_for("auto")
+    assert clock.now - began == pytest.approx(0.5)  # a costly first batch decides alone
     assert choose_workers("auto", None) == (workers_for("auto"), "run.num_workers=auto: the data is streamed")
     assert 1 <= workers_for("auto") <= 4 and workers_for(2) == 2
     assert thread_placement(0, 0, "why").startswith("threads: the main process loads the data (why); the model ")

@@ -101,21 +101,25 @@ def choose_workers(
 ) -> tuple[int, str]:
     """The training loader's worker processes for ``run.num_workers`` = ``setting``, and why (for the log).
 
-    "auto" times ``make_batches(n)`` (makes the run's first n steps' batches in this process and
-    returns how many batches): one step untimed (first calls are slow), then two timed. Under
-    `AUTO_MAIN_MS` per batch the main process makes them (no workers, no transfers); otherwise
-    `workers_for` ("auto"). ``make_batches`` None (a stream of shards, read by workers) skips the
-    timing. ``clock``: seconds, injected by tests.
+    "auto" times ``make_batches(n)`` (makes the run's first n micro-batches in this process and
+    returns how many it made): one untimed (first calls are slow; when even that one takes 4 ×
+    `AUTO_MAIN_MS` the data is clearly costly and workers are chosen at once), then two timed.
+    Under `AUTO_MAIN_MS` per batch the main process makes them (no workers, no transfers);
+    otherwise `workers_for` ("auto"). ``make_batches`` None (a stream of shards, read by workers)
+    skips the timing. ``clock``: seconds, injected by tests.
     """
     if setting != "auto":
         return int(setting), f"run.num_workers={setting}"
     workers = workers_for("auto")
     if make_batches is None:
         return workers, "run.num_workers=auto: the data is streamed"
-    make_batches(1)
     began = clock()
-    count = make_batches(2)
-    ms = (clock() - began) * 1e3 / max(count, 1)
+    make_batches(1)
+    ms = (clock() - began) * 1e3
+    if ms < 4 * AUTO_MAIN_MS:
+        began = clock()
+        count = make_batches(2)
+        ms = (clock() - began) * 1e3 / max(count, 1)
     if ms < AUTO_MAIN_MS:
         return 0, (f"run.num_workers=auto: a batch takes {ms:.1f} ms to make here, under {AUTO_MAIN_MS:g} ms, "
                    "so worker processes would cost more than they save")
@@ -130,7 +134,7 @@ def worker_nice(setting: int | str, device: torch.device) -> int:
 
 
 def _lower_priority(nice: int, worker_id: int) -> None:
-    if nice:
+    if nice and hasattr(os, "nice"):  # POSIX
         os.nice(nice)  # this worker process only; the main process keeps its priority
 
 
