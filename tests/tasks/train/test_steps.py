@@ -225,3 +225,21 @@ def test_a_short_run_decays_to_min_lr_when_the_schedule_spans_it(tmp_path, capsy
         "0.000625\n" in capsys.readouterr().err  # fmt: skip
     with pytest.raises(ValueError, match="schedule_steps=0: expected None or >= 1"):
         OptimConfig(schedule_steps=0)
+
+
+def test_a_workers_small_tensors_travel_by_value_and_come_back_equal():
+    import pickle
+
+    from anymae.tasks.train.loader.workers import INLINE_NUMEL, _Inline, pack_batch, unpack_batch
+
+    big = torch.randn(INLINE_NUMEL + 1)
+    batch = (big, torch.arange(8), {"mask": torch.rand(4, 3) > 0.5, "half": torch.ones(2, dtype=torch.bfloat16)},
+             [torch.tensor(3.5)], "name")  # fmt: skip
+    packed = pack_batch(lambda items: items, batch)
+    assert packed[0] is big and isinstance(packed[1], _Inline) and isinstance(packed[2]["mask"], _Inline)
+    assert isinstance(packed[2]["half"], torch.Tensor)  # no numpy bf16: shared memory as before
+    back = unpack_batch(pickle.loads(pickle.dumps(packed)))
+    flat = [back[0], back[1], back[2]["mask"], back[2]["half"], back[3][0]]
+    for got, want in zip(flat, [batch[0], batch[1], batch[2]["mask"], batch[2]["half"], batch[3][0]], strict=True):
+        assert isinstance(got, torch.Tensor) and got.dtype == want.dtype and torch.equal(got, want)
+    assert back[4] == "name" and type(back[3]) is list and type(back) is tuple
