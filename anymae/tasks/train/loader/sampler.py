@@ -17,7 +17,7 @@ items are exactly those of a loader re-created per epoch.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import groupby
 from typing import Any
 
@@ -131,14 +131,28 @@ class RunBatchSampler(Sampler[list[tuple[int, int]]]):
         return (self.stop - self.start) * self.accum_iter
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        it = self.start
-        while it < self.stop:
-            epoch, first = divmod(it, self.steps)
-            last = min(self.steps, first + self.stop - it)  # the epoch's steps [first, last) are in the run
-            batches = iter(ShardedBatchSampler(**self._epoch_args, epoch=epoch, start_step=first))
-            for _ in range((last - first) * self.accum_iter):
-                yield [(epoch, i) for i in next(batches)]
-            it += last - first
+        def epoch_batches(epoch: int, first: int) -> Iterator[list[int]]:
+            return iter(ShardedBatchSampler(**self._epoch_args, epoch=epoch, start_step=first))
+
+        return chain_epochs(epoch_batches, self.steps, self.accum_iter, self.start, self.stop)
+
+
+def chain_epochs(
+    epoch_batches: Callable[[int, int], Iterator[list[int]]], steps: int, accum_iter: int, start: int, stop: int
+) -> Iterator[list[tuple[int, int]]]:
+    """The micro-batches of a run's optimizer steps ``[start, stop)``, across epochs of ``steps`` steps.
+
+    ``epoch_batches(epoch, first)`` yields an epoch's micro-batches (lists of indices) from its step
+    ``first`` on; each index comes out paired with its epoch: ``[(epoch, index), ...]``.
+    """
+    it = start
+    while it < stop:
+        epoch, first = divmod(it, steps)
+        last = min(steps, first + stop - it)  # the epoch's steps [first, last) are in the run
+        batches = epoch_batches(epoch, first)
+        for _ in range((last - first) * accum_iter):
+            yield [(epoch, i) for i in next(batches)]
+        it += last - first
 
 
 class EpochItems(Dataset):

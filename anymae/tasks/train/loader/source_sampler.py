@@ -34,6 +34,7 @@ from torch.utils.data import Sampler
 
 from anymae.core.seeds import mix_seed
 from anymae.datasets.mixed import SourceItems
+from anymae.tasks.train.loader.sampler import chain_epochs
 
 
 class SourceBatchSampler(Sampler[list[int]]):
@@ -128,14 +129,10 @@ class RunSourceBatchSampler(Sampler[list[tuple[int, int]]]):
         return (self.stop - self.start) * self.accum_iter
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        it = self.start
-        while it < self.stop:
-            epoch, first = divmod(it, self.steps)
-            last = min(self.steps, first + self.stop - it)
-            batches = iter(SourceBatchSampler(**self._args, epoch=epoch, start=first * self.accum_iter))  # type: ignore[arg-type]
-            for _ in range((last - first) * self.accum_iter):
-                yield [(epoch, i) for i in next(batches)]
-            it += last - first
+        def epoch_batches(epoch: int, first: int) -> Iterator[list[int]]:
+            return iter(SourceBatchSampler(**self._args, epoch=epoch, start=first * self.accum_iter))  # type: ignore[arg-type]
+
+        return chain_epochs(epoch_batches, self.steps, self.accum_iter, self.start, self.stop)
 
 
 def source_items(dataset: Any) -> SourceItems | None:
